@@ -1,0 +1,395 @@
+/**
+ * A cluster of test hosts on one machine: a real etcd, N network namespaces on a shared underlay,
+ * optionally a real dockerd per host. Everything it starts is recorded in its run state, and
+ * `stop()` (also run on exit, SIGINT and SIGTERM) removes exactly that.
+ *
+ *   const cluster = await startCluster({ name: 'overlay', hosts: 3, docker: true });
+ *   const r = await cluster.hosts[0].run(['ping', '-c1', ip]);
+ *   await cluster.stop();
+ */
+import { mkdirSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { randomBytes } from 'node:crypto';
+import type Docker from 'dockerode';
+import { startEtcd, type EtcdHandle } from './etcd.js';
+import { createHostNs, createUnderlay, pickSubnet, type Underlay } from './network.js';
+import { startDockerd, type DockerOptions } from './dockerd.js';
+import { ensureTestImage, TEST_IMAGE } from './image.js';
+import { run, startProcess, stopPid, type RunResult, type StartedProcess } from './proc.js';
+import {
+  loadState,
+  saveState,
+  sweepLeftovers,
+  teardown,
+  STATE_DIR,
+  type RunState,
+} from './state.js';
+import { readdirSync } from 'node:fs';
+
+export type { DockerOptions, RunResult, StartedProcess };
+
+export interface ClusterOptions {
+  /** Short label used in log file names. */
+  name: string;
+  hosts: number;
+  /** Start a dockerd on every host (true = defaults), or per-host options. */
+  docker?: boolean | ((index: number, host: Host) => DockerOptions);
+  /** Fixed run id (the local cluster uses 'demo'); default random. */
+  id?: string;
+  /** Survives the process that created it (the local cluster). */
+  persistent?: boolean;
+}
+
+export interface ContainerRunOptions {
+  name?: string;
+  env?: Record<string, string>;
+  labels?: Record<string, string>;
+  /** Start and return without waiting; read the result with `container.wait()`. */
+  detach?: boolean;
+  /** Per-container log options (e.g. a different log driver). */
+  logConfig?: { Type: string; Config?: Record<string, string> };
+  autoRemove?: boolean;
+  timeoutMs?: number;
+}
+
+const active = new Set<Cluster>();
+let handlersInstalled = false;
+
+function installHandlers(): void {
+  if (handlersInstalled) return;
+  handlersInstalled = true;
+  const cleanupAll = () => {
+    for (const c of active) if (!c.persistent) c.teardownNow();
+  };
+  process.on('exit', cleanupAll);
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.once(sig, () => {
+      cleanupAll();
+      process.exit(sig === 'SIGINT' ? 130 : 143);
+    });
+  }
+}
+
+export class Host {
+  dockerHandle: { proc: StartedProcess; socket: string; docker: Docker } | undefined;
+  lastDockerOptions: DockerOptions = {};
+
+  constructor(
+    readonly cluster: Cluster,
+    readonly index: number,
+    readonly name: string,
+    readonly ip: string,
+    readonly dir: string,
+  ) {}
+
+  /** The namespace path, for `nsenter --net=`. */
+  get nsPath(): string {
+    return `/var/run/netns/${this.name}`;
+  }
+
+  get docker(): Docker {
+    if (!this.dockerHandle)
+      throw new Error(`${this.name}: dockerd is not running (call startDocker first)`);
+    return this.dockerHandle.docker;
+  }
+
+  get dockerSocket(): string {
+    if (!this.dockerHandle) throw new Error(`${this.name}: dockerd is not running`);
+    return this.dockerHandle.socket;
+  }
+
+  /** Runs a command inside this host's network namespace. */
+  exec(
+    cmd: string[],
+    opts: { timeoutMs?: number; input?: string; env?: NodeJS.ProcessEnv } = {},
+  ): Promise<RunResult> {
+    return run(['nsenter', `--net=${this.nsPath}`, ...cmd], opts);
+  }
+
+  /**
+   * Starts a long-running process inside this host's namespace, recorded for teardown.
+   * Output goes to `<host dir>/<logName>.log` unless `pipe` is set.
+   */
+  spawn(
+    cmd: string[],
+    opts: { env?: NodeJS.ProcessEnv; logName?: string; pipe?: boolean; cwd?: string } = {},
+  ): StartedProcess {
+    const logFile = join(
+      this.dir,
+      `${
+        opts.logName ??
+        cmd
+          .find((c) => !c.startsWith('-') && c !== 'node')
+          ?.split('/')
+          .pop() ??
+        'proc'
+      }.log`,
+    );
+    const p = startProcess(['nsenter', `--net=${this.nsPath}`, ...cmd], {
+      logFile,
+      env: opts.env ?? process.env,
+      ...(opts.pipe !== undefined ? { pipe: opts.pipe } : {}),
+      ...(opts.cwd !== undefined ? { cwd: opts.cwd } : {}),
+    });
+    this.cluster.track(p.pid, `${this.name}: ${cmd.join(' ').slice(0, 120)}`);
+    return p;
+  }
+
+  /** Stops a process started with `spawn` (SIGTERM, then SIGKILL after `graceMs`). */
+  async kill(p: StartedProcess, graceMs = 5000): Promise<void> {
+    await stopPid(p.pid, graceMs);
+    this.cluster.untrack(p.pid);
+  }
+
+  /** (Re)starts this host's dockerd with the given options and imports the test image. */
+  async startDocker(opts: DockerOptions = {}): Promise<Docker> {
+    await this.stopDocker();
+    const dns = opts.dns ?? [this.ip];
+    this.lastDockerOptions = { ...opts, dns };
+    this.dockerHandle = await startDockerd(
+      this.name,
+      join(this.dir, 'docker'),
+      this.lastDockerOptions,
+    );
+    this.cluster.track(this.dockerHandle.proc.pid, `${this.name}: dockerd`);
+    this.cluster.updateHost(this.name, { dockerSocket: this.dockerHandle.socket });
+    await ensureTestImage(this.dockerHandle.docker);
+    return this.dockerHandle.docker;
+  }
+
+  async stopDocker(): Promise<void> {
+    if (!this.dockerHandle) return;
+    const h = this.dockerHandle;
+    this.dockerHandle = undefined;
+    await stopPid(h.proc.pid, 15_000);
+    this.cluster.untrack(h.proc.pid);
+  }
+
+  /**
+   * Runs a container from the test image. Without `detach`, waits for it to exit and returns its
+   * exit code and output (read by attaching, so it works with any log driver).
+   */
+  async run(cmd: string[], opts: ContainerRunOptions = {}): Promise<RunResult & { id: string }> {
+    const docker = this.docker;
+    const container: Docker.Container = await docker.createContainer({
+      Image: TEST_IMAGE,
+      Cmd: cmd,
+      ...(opts.name ? { name: opts.name } : {}),
+      Env: Object.entries(opts.env ?? {}).map(([k, v]) => `${k}=${v}`),
+      Labels: opts.labels ?? {},
+      HostConfig: {
+        AutoRemove: opts.autoRemove ?? false,
+        ...(opts.logConfig
+          ? { LogConfig: { Type: opts.logConfig.Type, Config: opts.logConfig.Config ?? {} } }
+          : {}),
+      },
+    } as Docker.ContainerCreateOptions);
+    if (opts.detach) {
+      await container.start();
+      return { id: container.id, code: 0, stdout: '', stderr: '' };
+    }
+    const stream = await container.attach({ stream: true, stdout: true, stderr: true });
+    const out = new PassThrough();
+    const err = new PassThrough();
+    const outChunks: Buffer[] = [];
+    const errChunks: Buffer[] = [];
+    out.on('data', (c: Buffer) => outChunks.push(c));
+    err.on('data', (c: Buffer) => errChunks.push(c));
+    docker.modem.demuxStream(stream, out, err);
+    const ended = new Promise<void>((resolve) => {
+      stream.on('end', resolve);
+      stream.on('close', resolve);
+    });
+    await container.start();
+    const timeoutMs = opts.timeoutMs ?? 60_000;
+    let timer: NodeJS.Timeout | undefined;
+    const result = (await Promise.race([
+      container.wait(),
+      new Promise((_, reject) => {
+        timer = setTimeout(
+          () =>
+            reject(
+              new Error(
+                `container ${cmd.join(' ')} on ${this.name} still running after ${timeoutMs} ms`,
+              ),
+            ),
+          timeoutMs,
+        );
+      }),
+    ])) as { StatusCode: number };
+    clearTimeout(timer);
+    await Promise.race([ended, new Promise((r) => setTimeout(r, 2000))]);
+    if (!opts.autoRemove) await container.remove({ force: true }).catch(() => undefined);
+    return {
+      id: container.id,
+      code: result.StatusCode,
+      stdout: Buffer.concat(outChunks).toString(),
+      stderr: Buffer.concat(errChunks).toString(),
+    };
+  }
+
+  /** Runs a command inside a running container (docker exec). */
+  async execIn(containerId: string, cmd: string[]): Promise<RunResult> {
+    const docker = this.docker;
+    const exec = await docker
+      .getContainer(containerId)
+      .exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true });
+    const stream = await exec.start({ hijack: true, stdin: false });
+    const out = new PassThrough();
+    const err = new PassThrough();
+    const o: Buffer[] = [];
+    const e: Buffer[] = [];
+    out.on('data', (c: Buffer) => o.push(c));
+    err.on('data', (c: Buffer) => e.push(c));
+    docker.modem.demuxStream(stream, out, err);
+    await new Promise<void>((resolve) => {
+      stream.on('end', resolve);
+      stream.on('close', resolve);
+    });
+    const info = await exec.inspect();
+    return {
+      code: info.ExitCode ?? -1,
+      stdout: Buffer.concat(o).toString(),
+      stderr: Buffer.concat(e).toString(),
+    };
+  }
+
+  /** The IPv4 address of a container on this host's Docker bridge. */
+  async containerIp(containerId: string): Promise<string> {
+    const info = await this.docker.getContainer(containerId).inspect();
+    const nets = info.NetworkSettings.Networks;
+    const ip = Object.values(nets)[0]?.IPAddress;
+    if (!ip) throw new Error(`container ${containerId.slice(0, 12)} on ${this.name} has no IP`);
+    return ip;
+  }
+}
+
+export class Cluster {
+  readonly hosts: Host[] = [];
+  etcd!: EtcdHandle;
+  private stopped = false;
+
+  constructor(
+    readonly state: RunState,
+    readonly underlay: Underlay,
+  ) {}
+
+  get id(): string {
+    return this.state.id;
+  }
+  get dir(): string {
+    return this.state.dir;
+  }
+  get persistent(): boolean {
+    return this.state.persistent;
+  }
+  /** etcd client URLs, reachable from the test process and from every host. */
+  get etcdEndpoints(): string[] {
+    return this.state.etcdEndpoints;
+  }
+
+  track(pid: number, what: string): void {
+    this.state.pids.push({ pid, what });
+    saveState(this.state);
+  }
+
+  untrack(pid: number): void {
+    this.state.pids = this.state.pids.filter((p) => p.pid !== pid);
+    saveState(this.state);
+  }
+
+  updateHost(name: string, patch: Partial<RunState['hosts'][number]>): void {
+    const h = this.state.hosts.find((x) => x.name === name);
+    if (h) Object.assign(h, patch);
+    saveState(this.state);
+  }
+
+  /** Synchronous teardown (also used from exit handlers). */
+  teardownNow(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    active.delete(this);
+    teardown(this.state);
+  }
+
+  async stop(): Promise<void> {
+    // Stop dockerds gracefully first, so they stop their containers and containerd.
+    await Promise.all(this.hosts.map((h) => h.stopDocker().catch(() => undefined)));
+    this.teardownNow();
+  }
+}
+
+function takenSubnets(): Set<string> {
+  const out = new Set<string>();
+  try {
+    for (const f of readdirSync(STATE_DIR)) {
+      const s = loadState(f.replace(/\.json$/, ''));
+      if (s?.subnet) out.add(s.subnet);
+    }
+  } catch {
+    /* none */
+  }
+  return out;
+}
+
+export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
+  installHandlers();
+  sweepLeftovers();
+  const id = opts.id ?? randomBytes(3).toString('hex');
+  const dir = opts.persistent
+    ? join(tmpdir(), `flt${id}`)
+    : mkdtempSync(join(tmpdir(), `flt${id}-`));
+  mkdirSync(dir, { recursive: true });
+  const state: RunState = {
+    id,
+    ownerPid: process.pid,
+    persistent: opts.persistent ?? false,
+    dir,
+    subnet: pickSubnet(takenSubnets()),
+    namespaces: [],
+    pids: [],
+    hosts: [],
+    etcdEndpoints: [],
+  };
+  saveState(state);
+  const placeholder = new Cluster(state, undefined as unknown as Underlay);
+  active.add(placeholder);
+  try {
+    state.namespaces.push(`flt${id}-hub`);
+    saveState(state);
+    const underlay = await createUnderlay(id, state.subnet);
+    const cluster = new Cluster(state, underlay);
+    active.delete(placeholder);
+    active.add(cluster);
+    cluster.etcd = await startEtcd({
+      netns: underlay.hubNs,
+      ip: underlay.hubIp,
+      dir,
+      name: `flt${id}`,
+    });
+    cluster.track(cluster.etcd.proc.pid, 'etcd');
+    state.etcdEndpoints = cluster.etcd.endpoints;
+    for (let i = 1; i <= opts.hosts; i++) {
+      state.namespaces.push(`flt${id}-h${i}`);
+      saveState(state);
+      const { name, ip } = await createHostNs(id, underlay, i);
+      const hostDir = join(dir, `h${i}`);
+      mkdirSync(hostDir, { recursive: true });
+      cluster.hosts.push(new Host(cluster, i, name, ip, hostDir));
+      state.hosts.push({ name, ip });
+      saveState(state);
+    }
+    if (opts.docker) {
+      const make = typeof opts.docker === 'function' ? opts.docker : () => ({});
+      // Sequential: two dockerds initialising at once on 2 cores is slower than one after the other.
+      for (const h of cluster.hosts) await h.startDocker(make(h.index, h));
+    }
+    return cluster;
+  } catch (err) {
+    for (const c of [...active]) if (c.state === state) c.teardownNow();
+    teardown(state);
+    throw err;
+  }
+}

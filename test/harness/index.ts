@@ -1,0 +1,22 @@
+/** The test harness: real etcd, hosts as network namespaces, a dockerd per host. See cluster.ts. */
+export {
+  startCluster,
+  Cluster,
+  Host,
+  type ClusterOptions,
+  type ContainerRunOptions,
+  type DockerOptions,
+} from './cluster.js';
+export { TEST_IMAGE, ensureTestImage, testImageTar } from './image.js';
+export {
+  run,
+  must,
+  waitFor,
+  startProcess,
+  stopPid,
+  alive,
+  type RunResult,
+  type StartedProcess,
+} from './proc.js';
+export { teardown, sweepLeftovers, loadState, listNamespaces, type RunState } from './state.js';
+export { freePort, startLocalEtcd, type LocalEtcd } from './local-etcd.js';

@@ -1,0 +1,112 @@
+/**
+ * Desired kernel state from the current leases, and the difference from what the kernel has,
+ * both pure. The backends read the kernel into a `KernelState` (only the entries this agent
+ * manages), and apply the returned ops; equal states give no ops, so a restart or a repeated
+ * event never touches a working route, neighbour or FDB entry.
+ */
+import type { BackendConfig } from './config.js';
+import { cidrEqual, formatCidr, formatIPv4, ipInCidr, type Cidr } from './ip.js';
+import type { Lease } from './lease.js';
+
+/** `dst via gw dev [onlink]`. Keyed by dst. */
+export interface RouteEntry {
+  dst: string;
+  gw: string;
+  dev: string;
+  onlink: boolean;
+}
+/** Permanent ARP entry `ip lladdr mac dev`. Keyed by ip. */
+export interface NeighEntry {
+  ip: string;
+  mac: string;
+  dev: string;
+}
+/** VXLAN forwarding entry `mac dst ip dev`. Keyed by mac. */
+export interface FdbEntry {
+  mac: string;
+  dst: string;
+  dev: string;
+}
+
+export interface KernelState {
+  routes: RouteEntry[];
+  neighs: NeighEntry[];
+  fdb: FdbEntry[];
+}
+
+export interface DesiredInput {
+  backend: BackendConfig;
+  /** Our own subnet; its lease is skipped. */
+  self: Cidr;
+  publicIP: number;
+  overlayDev: string;
+  externalDev: string;
+  /** Networks directly attached to the external interface: DirectRouting peers inside them get a plain route. */
+  externalNets: readonly Cidr[];
+  leases: readonly Lease[];
+}
+
+export function desiredState(d: DesiredInput): KernelState {
+  const state: KernelState = { routes: [], neighs: [], fdb: [] };
+  const sorted = [...d.leases].sort((a, b) => a.subnet.ip - b.subnet.ip);
+  for (const l of sorted) {
+    if (cidrEqual(l.subnet, d.self) || l.attrs.publicIP === d.publicIP) continue;
+    const dst = formatCidr(l.subnet);
+    const peer = formatIPv4(l.attrs.publicIP);
+    const direct = () => state.routes.push({ dst, gw: peer, dev: d.externalDev, onlink: false });
+    if (d.backend.type === 'host-gw') {
+      if (l.attrs.backendType === 'host-gw') direct();
+      continue;
+    }
+    if (l.attrs.backendType !== 'vxlan' || l.attrs.vtepMAC === undefined) continue;
+    if (d.backend.directRouting && d.externalNets.some((n) => ipInCidr(n, l.attrs.publicIP))) {
+      direct();
+      continue;
+    }
+    const vtep = formatIPv4(l.subnet.ip);
+    state.neighs.push({ ip: vtep, mac: l.attrs.vtepMAC, dev: d.overlayDev });
+    state.fdb.push({ mac: l.attrs.vtepMAC, dst: peer, dev: d.overlayDev });
+    state.routes.push({ dst, gw: vtep, dev: d.overlayDev, onlink: true });
+  }
+  return state;
+}
+
+export type Op =
+  | { action: 'add' | 'replace' | 'del'; kind: 'route'; entry: RouteEntry }
+  | { action: 'add' | 'replace' | 'del'; kind: 'neigh'; entry: NeighEntry }
+  | { action: 'add' | 'replace' | 'del'; kind: 'fdb'; entry: FdbEntry };
+
+function diffKind<T extends object, K extends Op['kind']>(
+  kind: K,
+  desired: readonly T[],
+  actual: readonly T[],
+  keyOf: (e: T) => string,
+): { adds: Op[]; dels: Op[] } {
+  const have = new Map(actual.map((e) => [keyOf(e), e]));
+  const want = new Map(desired.map((e) => [keyOf(e), e]));
+  const adds: Op[] = [];
+  const dels: Op[] = [];
+  for (const [k, e] of want) {
+    const cur = have.get(k);
+    if (!cur) adds.push({ action: 'add', kind, entry: e } as Op);
+    else if (!sameEntry(cur, e)) adds.push({ action: 'replace', kind, entry: e } as Op);
+  }
+  for (const [k, e] of have) if (!want.has(k)) dels.push({ action: 'del', kind, entry: e } as Op);
+  return { adds, dels };
+}
+
+function sameEntry(a: object, b: object): boolean {
+  const ka = Object.keys(a) as (keyof typeof a)[];
+  return ka.length === Object.keys(b).length && ka.every((k) => a[k] === b[k]);
+}
+
+/**
+ * Ops turning `actual` into `desired`. Order matters for traffic: removals go route → neigh →
+ * fdb (stop sending before forgetting where to), additions fdb → neigh → route.
+ */
+export function diffState(desired: KernelState, actual: KernelState): Op[] {
+  const r = diffKind('route', desired.routes, actual.routes, (e) => e.dst);
+  const n = diffKind('neigh', desired.neighs, actual.neighs, (e) => `${e.dev} ${e.ip}`);
+  const f = diffKind('fdb', desired.fdb, actual.fdb, (e) => `${e.dev} ${e.mac}`);
+  return [...r.dels, ...n.dels, ...f.dels, ...f.adds, ...n.adds, ...r.adds];
+}

@@ -1,0 +1,341 @@
+/**
+ * The agent's only door to the kernel: rtnetlink through the `netlink` package. It reads links,
+ * addresses, routes, neighbours and VXLAN FDB entries into the plain shapes of reconcile.ts,
+ * and applies reconcile ops. Reads are scoped to what this agent manages (see `readState`), so
+ * other routes on the host are never seen as "extra" and never deleted.
+ */
+import {
+  AttrStream,
+  FlagsNew,
+  createRtNetlink,
+  ifla,
+  type RtNetlinkSocket,
+  type StreamData,
+} from 'netlink';
+import {
+  bytesToIp,
+  bytesToMac,
+  cidrContains,
+  formatIPv4,
+  ipToBytes,
+  macToBytes,
+  parseCidr,
+  parseIPv4,
+  type Cidr,
+} from './ip.js';
+import type { FdbEntry, KernelState, NeighEntry, Op, RouteEntry } from './reconcile.js';
+
+const AF_INET = 2;
+const AF_BRIDGE = 7;
+const MAIN_TABLE = 254;
+const RTNH_F_ONLINK = 4;
+const CREATE_REPLACE = { flags: FlagsNew.CREATE | FlagsNew.REPLACE };
+
+export interface VxlanInfo {
+  vni: number;
+  local: string | undefined;
+  link: number | undefined;
+  port: number;
+  learning: boolean;
+}
+
+export interface LinkInfo {
+  index: number;
+  name: string;
+  mac: string;
+  mtu: number;
+  up: boolean;
+  kind: string | undefined;
+  vxlan: VxlanInfo | undefined;
+}
+
+export interface VxlanSpec {
+  name: string;
+  vni: number;
+  local: number;
+  link: number;
+  port: number;
+  learning: boolean;
+  mtu: number;
+}
+
+/** The errno name of a rejected netlink request ("Request rejected: EEXIST" → "EEXIST"). */
+export function netlinkErrno(err: unknown): string | undefined {
+  return /Request rejected: (\w+)/.exec(err instanceof Error ? err.message : '')?.[1];
+}
+
+function encode(data: StreamData): Buffer {
+  const s = new AttrStream();
+  s.emit(data);
+  return Buffer.concat(s.bufs);
+}
+
+function toLinkInfo(m: {
+  data: { index?: number; flags?: { up?: true } };
+  attrs: ifla.LinkAttrs;
+}): LinkInfo {
+  let kind: string | undefined;
+  let vxlan: VxlanInfo | undefined;
+  if (m.attrs.linkinfo) {
+    const info = ifla.parseInfo(m.attrs.linkinfo);
+    kind = info.kind;
+    if (kind === 'vxlan' && info.data) {
+      const v = ifla.parseVxlan(info.data);
+      vxlan = {
+        vni: v.id ?? 0,
+        local: v.local ? formatIPv4(bytesToIp(v.local)) : undefined,
+        link: v.link,
+        port: v.port ? v.port.readUInt16BE(0) : 0,
+        learning: Boolean(v.learning),
+      };
+    }
+  }
+  return {
+    index: m.data.index ?? 0,
+    name: m.attrs.ifname ?? '',
+    mac: m.attrs.address ? bytesToMac(m.attrs.address) : '',
+    mtu: m.attrs.mtu ?? 0,
+    up: Boolean(m.data.flags?.up),
+    kind,
+    vxlan,
+  };
+}
+
+/** Which kernel entries the agent owns: routes into `network` via these devices, and neighbour/FDB entries on `overlayIndex`. */
+export interface StateScope {
+  network: Cidr;
+  devices: ReadonlyMap<number, string>;
+  overlayIndex: number | undefined;
+}
+
+export class Kernel {
+  readonly sock: RtNetlinkSocket;
+
+  constructor(sock: RtNetlinkSocket = createRtNetlink()) {
+    this.sock = sock;
+  }
+
+  async links(): Promise<LinkInfo[]> {
+    return (await this.sock.getLinks()).map(toLinkInfo);
+  }
+
+  async linkByName(name: string): Promise<LinkInfo | undefined> {
+    try {
+      const [m] = await this.sock.getLink({}, { ifname: name });
+      return m ? toLinkInfo(m) : undefined;
+    } catch (err) {
+      if (netlinkErrno(err) === 'ENODEV') return undefined;
+      throw err;
+    }
+  }
+
+  /** IPv4 addresses per interface index, as `{ ip, len }` with the host address kept in ip. */
+  async addresses(): Promise<Map<number, { ip: number; len: number }[]>> {
+    const out = new Map<number, { ip: number; len: number }[]>();
+    for (const a of await this.sock.getAddresses({ family: AF_INET })) {
+      const raw = a.attrs.local ?? a.attrs.address;
+      if (!raw || a.data.index === undefined) continue;
+      const list = out.get(a.data.index) ?? [];
+      list.push({ ip: bytesToIp(raw), len: a.data.prefixlen ?? 32 });
+      out.set(a.data.index, list);
+    }
+    return out;
+  }
+
+  /** Interface index of the IPv4 default route in the main table, if any. */
+  async defaultRouteIndex(): Promise<number | undefined> {
+    for (const r of await this.sock.getRoutes({ family: AF_INET })) {
+      if (r.attrs.table === MAIN_TABLE && r.data.dstLen === 0 && r.attrs.oif !== undefined)
+        return r.attrs.oif;
+    }
+    return undefined;
+  }
+
+  async createVxlan(s: VxlanSpec): Promise<LinkInfo> {
+    const port = Buffer.alloc(2);
+    port.writeUInt16BE(s.port);
+    const data = encode(
+      ifla.formatVxlan({
+        id: s.vni,
+        local: ipToBytes(s.local),
+        link: s.link,
+        port,
+        learning: s.learning ? 1 : 0,
+      }),
+    );
+    const linkinfo = encode(ifla.formatInfo({ kind: 'vxlan', data }));
+    await this.sock.newLink(
+      {},
+      { ifname: s.name, mtu: s.mtu, linkinfo },
+      {
+        flags: FlagsNew.CREATE | FlagsNew.EXCL,
+      },
+    );
+    const l = await this.linkByName(s.name);
+    if (!l) throw new Error(`created ${s.name} but cannot find it`);
+    return l;
+  }
+
+  async deleteLink(index: number): Promise<void> {
+    await this.sock.delLink({ index });
+  }
+
+  async setMtu(index: number, mtu: number): Promise<void> {
+    await this.sock.setLink({ index }, { mtu });
+  }
+
+  async setUp(index: number): Promise<void> {
+    await this.sock.setLink({ index, change: { up: true }, flags: { up: true } });
+  }
+
+  /** Makes `want` the only IPv4 address on the link (as flannel does for flannel.<VNI>); no-op when already so. */
+  async setOnlyAddress(index: number, want: { ip: number; len: number }): Promise<boolean> {
+    const have = (await this.addresses()).get(index) ?? [];
+    let changed = false;
+    for (const a of have) {
+      if (a.ip === want.ip && a.len === want.len) continue;
+      await this.sock.delAddress(
+        { family: AF_INET, prefixlen: a.len, index },
+        { local: ipToBytes(a.ip) },
+      );
+      changed = true;
+    }
+    if (!have.some((a) => a.ip === want.ip && a.len === want.len)) {
+      const b = ipToBytes(want.ip);
+      await this.sock.newAddress(
+        { family: AF_INET, prefixlen: want.len, index },
+        { local: b, address: b },
+        CREATE_REPLACE,
+      );
+      changed = true;
+    }
+    return changed;
+  }
+
+  /** Reads the managed entries (see StateScope) into reconcile's shapes. */
+  async readState(scope: StateScope): Promise<KernelState> {
+    const state: KernelState = { routes: [], neighs: [], fdb: [] };
+    for (const r of await this.sock.getRoutes({ family: AF_INET })) {
+      const { attrs, data } = r;
+      if (attrs.table !== MAIN_TABLE || !attrs.dst || !attrs.gateway || attrs.oif === undefined)
+        continue;
+      const dev = scope.devices.get(attrs.oif);
+      if (!dev) continue;
+      const dst = { ip: bytesToIp(attrs.dst), len: data.dstLen ?? 32 };
+      if (dst.len <= scope.network.len || !cidrContains(scope.network, dst)) continue;
+      state.routes.push({
+        dst: `${formatIPv4(dst.ip)}/${dst.len}`,
+        gw: formatIPv4(bytesToIp(attrs.gateway)),
+        dev,
+        onlink: ((data.flags?.__unknown ?? 0) & RTNH_F_ONLINK) !== 0,
+      });
+    }
+    if (scope.overlayIndex === undefined) return state;
+    const dev = scope.devices.get(scope.overlayIndex) ?? '';
+    for (const n of await this.sock.getNeighbors({
+      family: AF_INET,
+      ifindex: scope.overlayIndex,
+    })) {
+      if (n.data.ifindex !== scope.overlayIndex || !n.data.state?.permanent) continue;
+      if (!n.attrs.dst || !n.attrs.lladdr) continue;
+      state.neighs.push({
+        ip: formatIPv4(bytesToIp(n.attrs.dst)),
+        mac: bytesToMac(n.attrs.lladdr),
+        dev,
+      });
+    }
+    for (const n of await this.sock.getNeighbors({ family: AF_BRIDGE })) {
+      if (n.data.ifindex !== scope.overlayIndex || !n.attrs.dst || !n.attrs.lladdr) continue;
+      const mac = bytesToMac(n.attrs.lladdr);
+      if (mac === '00:00:00:00:00:00' || n.attrs.dst.length !== 4) continue;
+      state.fdb.push({ mac, dst: formatIPv4(bytesToIp(n.attrs.dst)), dev });
+    }
+    return state;
+  }
+
+  /**
+   * Applies ops in order, `concurrency` at a time within a run of same-kind, same-action ops
+   * (the order between groups is what matters for traffic). Returns the failures; the caller
+   * logs them and reconciles again later.
+   */
+  async apply(
+    ops: readonly Op[],
+    devIndex: ReadonlyMap<string, number>,
+    concurrency = 32,
+  ): Promise<{ op: Op; err: Error }[]> {
+    const failures: { op: Op; err: Error }[] = [];
+    let i = 0;
+    while (i < ops.length) {
+      const first = ops[i]!;
+      let j = i;
+      const batch: Op[] = [];
+      while (
+        j < ops.length &&
+        ops[j]!.kind === first.kind &&
+        ops[j]!.action === first.action &&
+        batch.length < concurrency
+      )
+        batch.push(ops[j++]!);
+      await Promise.all(
+        batch.map((op) =>
+          this.applyOne(op, devIndex).catch((err: Error) => failures.push({ op, err })),
+        ),
+      );
+      i = j;
+    }
+    return failures;
+  }
+
+  private async applyOne(op: Op, devIndex: ReadonlyMap<string, number>): Promise<void> {
+    const index = devIndex.get(op.entry.dev);
+    if (index === undefined) throw new Error(`device ${op.entry.dev} not found`);
+    const del = op.action === 'del';
+    switch (op.kind) {
+      case 'route':
+        return this.route(op.entry, index, del);
+      case 'neigh':
+        return this.neigh(op.entry, index, del);
+      case 'fdb':
+        return this.fdb(op.entry, index, del);
+    }
+  }
+
+  private async route(e: RouteEntry, index: number, del: boolean): Promise<void> {
+    const dst = parseCidr(e.dst)!;
+    const data = {
+      family: AF_INET,
+      dstLen: dst.len,
+      table: MAIN_TABLE,
+      protocol: 'BOOT' as const,
+      scope: 'UNIVERSE' as const,
+      type: 'UNICAST' as const,
+      flags: e.onlink ? { __unknown: RTNH_F_ONLINK } : {},
+    };
+    const attrs = { dst: ipToBytes(dst.ip), gateway: ipToBytes(parseIPv4(e.gw)!), oif: index };
+    if (del) await this.sock.delRoute(data, attrs);
+    else await this.sock.newRoute(data, attrs, CREATE_REPLACE);
+  }
+
+  private async neigh(e: NeighEntry, index: number, del: boolean): Promise<void> {
+    const data = { family: AF_INET, ifindex: index, state: { permanent: true as const } };
+    const dst = ipToBytes(parseIPv4(e.ip)!);
+    if (del) await this.sock.delNeighbor(data, { dst });
+    else await this.sock.newNeighbor(data, { dst, lladdr: macToBytes(e.mac) }, CREATE_REPLACE);
+  }
+
+  private async fdb(e: FdbEntry, index: number, del: boolean): Promise<void> {
+    const data = {
+      family: AF_BRIDGE,
+      ifindex: index,
+      state: { permanent: true as const },
+      flags: { self: true as const },
+    };
+    const attrs = { dst: ipToBytes(parseIPv4(e.dst)!), lladdr: macToBytes(e.mac) };
+    if (del) await this.sock.delNeighbor(data, attrs);
+    else await this.sock.newNeighbor(data, attrs, CREATE_REPLACE);
+  }
+
+  close(): void {
+    this.sock.socket.close();
+  }
+}

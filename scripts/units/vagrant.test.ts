@@ -1,0 +1,131 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { REPO_ROOT, checkUnits, loadUnitDir } from './check.js';
+import { checkCloudConfig } from './cloud-config.js';
+import { commandFromUnit, parseUnit } from './unit-file.js';
+
+const VAGRANT = join(REPO_ROOT, 'vagrant');
+const userData = () => readFileSync(join(VAGRANT, 'user-data'), 'utf8');
+
+/** Commands the user-data's setup script installs (so they exist when its units start). */
+const INSTALLED_BY_SETUP = ['/opt/bin/etcd', '/opt/bin/etcdctl', '/opt/bin/fleetd', '/opt/bin/fleetctl'];
+const SETUP_SCRIPT = '/opt/flotilla/vagrant-host.sh';
+
+test('vagrant/user-data: cloud-config header, YAML, keys and unit commands are valid', () => {
+  const c = checkCloudConfig(userData());
+  assert.deepEqual(c.problems, []);
+  assert.deepEqual(c.commands, {
+    'flotilla-setup.service': 'start',
+    'etcd-member.service': 'start',
+    'fleet.socket': 'start',
+    'fleet.service': 'start',
+    'flotilla-network-config.service': 'start',
+    'flotilla-fleet-units.service': 'start',
+  });
+});
+
+test('vagrant/user-data: etcd has the v2 API on (fleet needs it)', () => {
+  const etcd = checkCloudConfig(userData()).units.find((u) => u.path === 'etcd-member.service')!;
+  assert.deepEqual(commandFromUnit(parseUnit(etcd.text), { name: 'etcd-member.service' }), ['/opt/bin/etcd']);
+  assert.match(etcd.text, /^Environment=ETCD_ENABLE_V2=true$/m);
+});
+
+test('vagrant/user-data: every embedded unit passes the unit checker (with the units it starts)', () => {
+  const c = checkCloudConfig(userData());
+  const script = c.files.find((f) => f.path === SETUP_SCRIPT);
+  assert.ok(script, `${SETUP_SCRIPT} is written by user-data`);
+  for (const bin of INSTALLED_BY_SETUP) {
+    const base = bin.split('/').at(-1)!;
+    assert.ok(script.content.includes(base), `the setup script installs ${bin}`);
+  }
+  assert.ok(c.units.length >= 6);
+  const problems = checkUnits([...c.units, ...loadUnitDir(join(REPO_ROOT, 'units'))], {
+    executables: [...INSTALLED_BY_SETUP, SETUP_SCRIPT],
+  });
+  assert.deepEqual(problems, []);
+});
+
+test('vagrant/user-data: the scripts it writes are valid bash', () => {
+  const scripts = checkCloudConfig(userData()).files.filter((f) => f.content.startsWith('#!/usr/bin/bash'));
+  assert.ok(scripts.length >= 1);
+  for (const s of scripts) {
+    const r = spawnSync('bash', ['-n'], { input: s.content, encoding: 'utf8' });
+    assert.equal(r.status, 0, `${s.path}: ${r.stderr}`);
+    assert.equal(s.permissions, '0755', `${s.path} is executable`);
+  }
+});
+
+test('vagrant/user-data: the setup script installs every unit file that fleet-units starts', () => {
+  const script = checkCloudConfig(userData()).files.find((f) => f.path === SETUP_SCRIPT)!.content;
+  const names = new Set(loadUnitDir(join(REPO_ROOT, 'units')).map((s) => s.path));
+  const started = [...script.matchAll(/fleetctl (?:start|submit) ([^\n]+)/g)].flatMap((m) => m[1]!.split(/\s+/));
+  assert.ok(started.length >= 5, started.join(' '));
+  for (const u of started) {
+    const file = u.replace(/@[^.]+\./, '@.');
+    assert.ok(names.has(file), `${u}: no units/${file}`);
+  }
+  assert.match(script, /cp "\$SHARE"\/units\/\*\.service \/opt\/flotilla\/units\//);
+  assert.match(script, /units\/docker\.service\.d\/50-flotilla\.conf/);
+});
+
+test('cloud-config check rejects planted mistakes', () => {
+  const cases: [string, RegExp][] = [
+    ['coreos:\n  units: []\n', /line 1 must be exactly "#cloud-config"/],
+    ['#cloud-config\ncoreos:\n  units:\n    - name: a.service\n      command: launch\n', /command "launch" is not one of start/],
+    ['#cloud-config\ncoreos:\n  units:\n    - name: a.service\n      comand: start\n', /unknown key "comand"/],
+    ['#cloud-config\nwrite_files:\n  - path: /x\n    permissions: 0755\n    content: x\n', /permissions must be a quoted octal string/],
+    ['#cloud-config\ncoreos:\n  units:\n    - name: a.service\n  units: []\n', /YAML: .*[Mm]ap keys must be unique/],
+    ['#cloud-config\ncoreos:\n  unitz: []\n', /coreos: unknown key "unitz"/],
+  ];
+  for (const [text, re] of cases) {
+    const got = checkCloudConfig(text).problems;
+    assert.ok(got.some((m) => re.test(m)), `${JSON.stringify(text)} → ${got.join(' / ')}`);
+  }
+});
+
+function rubyAssignments(text: string): Map<string, string> {
+  return new Map([...text.matchAll(/^\$([a-z_]+)\s*=\s*(.+)$/gm)].map((m) => [m[1]!, m[2]!.trim()]));
+}
+
+test('vagrant/config.rb: 3 VMs by default, underlay outside the overlay, defaults mirrored in the Vagrantfile', () => {
+  const cfg = rubyAssignments(readFileSync(join(VAGRANT, 'config.rb'), 'utf8'));
+  const vf = rubyAssignments(readFileSync(join(VAGRANT, 'Vagrantfile'), 'utf8'));
+  assert.equal(cfg.get('num_instances'), '3');
+  for (const k of ['num_instances', 'vm_memory', 'update_channel', 'ip_prefix', 'overlay_network'])
+    assert.ok(cfg.has(k), `config.rb sets $${k}`);
+  for (const [k, v] of cfg) assert.equal(vf.get(k), v, `Vagrantfile default for $${k}`);
+  const prefix = JSON.parse(cfg.get('ip_prefix')!) as string;
+  const overlay = JSON.parse(cfg.get('overlay_network')!) as string;
+  const [net, len] = overlay.split('/') as [string, string];
+  const toInt = (ip: string) => ip.split('.').reduce((a, o) => a * 256 + Number(o), 0);
+  const mask = len === '0' ? 0 : (~0 << (32 - Number(len))) >>> 0;
+  for (const i of [1, 99]) {
+    const ip = `${prefix}${100 + i}`;
+    assert.notEqual((toInt(ip) & mask) >>> 0, toInt(net), `${ip} is inside the overlay ${overlay}`);
+  }
+});
+
+test('vagrant/Vagrantfile: `vagrant validate` (when vagrant is installed)', (t) => {
+  const has = spawnSync('vagrant', ['--version'], { encoding: 'utf8' });
+  if (has.error) {
+    t.skip('vagrant is not installed on this machine; `vagrant validate` not run');
+    return;
+  }
+  const r = spawnSync('vagrant', ['validate'], { cwd: VAGRANT, encoding: 'utf8' });
+  assert.equal(r.status, 0, `${r.stdout}${r.stderr}`);
+});
+
+test('vagrant/Vagrantfile: Ruby syntax (when ruby is installed)', (t) => {
+  const has = spawnSync('ruby', ['--version'], { encoding: 'utf8' });
+  if (has.error) {
+    t.skip('ruby is not installed on this machine; Vagrantfile syntax not checked');
+    return;
+  }
+  for (const f of ['Vagrantfile', 'config.rb']) {
+    const r = spawnSync('ruby', ['-c', join(VAGRANT, f)], { encoding: 'utf8' });
+    assert.equal(r.status, 0, `${f}: ${r.stderr}`);
+  }
+});

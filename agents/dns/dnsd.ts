@@ -1,0 +1,118 @@
+/**
+ * Wiring of the dnsd agent: config → zone tree + etcd store → resolver + UDP/TCP server →
+ * health/metrics endpoint (→ registrator with --docker). Returns the stop function.
+ * etcd being down at start is not fatal: the server answers (empty zone, forwarding works)
+ * and /readyz says not ready until the first snapshot loads.
+ */
+import { createEtcd } from '../common/etcd.js';
+import { startHealthServer, type HealthServer } from '../common/http.js';
+import type { Logger } from '../common/logger.js';
+import { metricsFor } from '../common/metrics.js';
+import { AnswerCache } from './cache.js';
+import { buildConfig, type DnsdFlags } from './config.js';
+import { allowed, Forwarder, networkList } from './forwarder.js';
+import { DnsServer, Resolver } from './server.js';
+import { DnsStats, registerStats } from './stats.js';
+import { RecordStore } from './store.js';
+import { ZoneTree } from './tree.js';
+import { UsageError } from '../common/errors.js';
+
+export async function startDnsd(flags: DnsdFlags, log: Logger): Promise<() => Promise<void>> {
+  const cfg = buildConfig(flags);
+  let nets;
+  try {
+    nets = networkList(cfg.forwardNetworks);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  const client = createEtcd(flags);
+  const tree = new ZoneTree();
+  const cache = new AnswerCache();
+  const stats = new DnsStats();
+  const store = new RecordStore({
+    client,
+    prefix: cfg.prefix,
+    tree,
+    log,
+    onChange: () => cache.clear(),
+  });
+  const forwarder =
+    cfg.noRec || cfg.upstreams.length === 0
+      ? null
+      : new Forwarder(cfg.upstreams, cfg.forwardTimeoutMs);
+  if (!cfg.noRec && !forwarder)
+    log.warn('no upstream nameservers (none given, none in /etc/resolv.conf): not forwarding');
+  const resolver = new Resolver({
+    tree,
+    cache,
+    stats,
+    forwarder,
+    mayForward: (ip) => allowed(nets, ip),
+    config: () => ({
+      zones: cfg.zones,
+      defaultTtl: cfg.ttl,
+      minTtl: cfg.minTtl,
+      serial: store.revision,
+    }),
+    log,
+  });
+  const server = new DnsServer(resolver, log);
+  await server.listen(cfg.addrs);
+  store.start();
+  let health: HealthServer | null = null;
+  let registrator: { stop(): Promise<void> } | null = null;
+  try {
+    if (cfg.metrics) {
+      const m = metricsFor('dns');
+      registerStats(m.registry, stats, {
+        etcd_up: { help: '1 while etcd answers', read: () => (store.up ? 1 : 0) },
+        records: { help: 'records in the in-memory zone', read: () => tree.size },
+        revision: { help: 'etcd revision the zone reflects', read: () => store.revision },
+        bad_records_total: { help: 'records skipped for bad JSON', read: () => store.badRecords },
+        cache_entries: { help: 'encoded answers cached', read: () => cache.size },
+      });
+      health = await startHealthServer({
+        ...cfg.metrics,
+        registry: m.registry,
+        ready: () =>
+          store.revision === 0
+            ? 'zone not loaded from etcd yet'
+            : store.up
+              ? true
+              : `etcd unreachable; answering from memory (${tree.size} records)`,
+      });
+    }
+    if (flags.docker) {
+      const { startRegistrator } = await import('./registrator.js');
+      registrator = await startRegistrator({
+        client,
+        prefix: cfg.prefix,
+        zone: cfg.zones[0]!,
+        socketPath: flags.dockerHost,
+        log,
+      });
+    }
+  } catch (err) {
+    await server.close();
+    await store.stop();
+    client.close();
+    throw err;
+  }
+  log.info(
+    {
+      listen: server.listeners.map((l) => `${l.host}:${l.port}`),
+      zones: cfg.zones,
+      upstreams: forwarder ? cfg.upstreams.map((u) => `${u.host}:${u.port}`) : [],
+      metrics: health ? `${cfg.metrics!.host}:${health.port}` : null,
+    },
+    'dnsd serving',
+  );
+  return async () => {
+    await registrator?.stop();
+    await server.close();
+    await store.stop();
+    forwarder?.close();
+    await health?.close();
+    client.close();
+  };
+}

@@ -1,0 +1,329 @@
+/**
+ * The DNS server: UDP and TCP on each address, answering from the in-memory zone.
+ * Hot path (cache hit): parse the question bytes, one Map lookup, copy + patch ID, send — no
+ * dns2 parse or encode. A miss runs the pure lookup, encodes through dns2 and caches the bytes
+ * unless the zone changed meanwhile. Malformed packets are counted and dropped; nothing a
+ * client sends can throw out of a handler.
+ */
+import { createSocket, type Socket } from 'node:dgram';
+import { createServer, isIP, type Server, type Socket as TcpSocket } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import dns2 from 'dns2';
+import type { Logger } from '../common/logger.js';
+import { errorMessage } from '../common/errors.js';
+import { AnswerCache } from './cache.js';
+import { encodeAnswer } from './encode.js';
+import type { Forwarder } from './forwarder.js';
+import { lookup, RCODE, T, type Answer, type LookupConfig, type RR } from './lookup.js';
+import { DnsStats, typeLabel } from './stats.js';
+import type { ZoneTree } from './tree.js';
+import {
+  errorReply,
+  opcodeOf,
+  parseQuery,
+  patchAnswer,
+  questionName,
+  truncate,
+  udpLimit,
+  type Query,
+} from './wire.js';
+
+const { Packet } = dns2;
+
+export interface ResolverOptions {
+  tree: ZoneTree;
+  /** Read per cache miss: zones, TTLs and the SOA serial (the store's revision). */
+  config: () => LookupConfig;
+  /** null with --no-rec. */
+  forwarder: Forwarder | null;
+  /** Whether a client address may have names outside the zones forwarded. */
+  mayForward: (ip: string) => boolean;
+  stats?: DnsStats;
+  cache?: AnswerCache;
+  log: Logger;
+}
+
+export class Resolver {
+  readonly stats: DnsStats;
+  readonly cache: AnswerCache;
+  private readonly warned = new Set<string>();
+
+  constructor(private readonly o: ResolverOptions) {
+    this.stats = o.stats ?? new DnsStats();
+    this.cache = o.cache ?? new AnswerCache();
+  }
+
+  /**
+   * Answer bytes for one request, or null to drop it (malformed, counted). Synchronous for
+   * cache hits and in-zone answers; a Promise only when upstream is involved.
+   */
+  answer(
+    req: Buffer,
+    client: string,
+    tcp: boolean,
+    t0 = performance.now(),
+  ): Buffer | null | Promise<Buffer | null> {
+    const q = parseQuery(req);
+    if (typeof q === 'string') {
+      this.stats.malformed++;
+      this.warnOnce(q, client);
+      return null;
+    }
+    const hit = this.cache.get(q.key);
+    if (hit) {
+      this.stats.cacheHits++;
+      let out = patchAnswer(hit.msg, q);
+      if (!tcp && out.length > udpLimit(q)) out = this.cut(hit, out, udpLimit(q));
+      this.stats.count(hit.typeLabel, hit.rcode, (performance.now() - t0) / 1000);
+      return out;
+    }
+    this.stats.cacheMisses++;
+    try {
+      const r = this.miss(req, q, client, tcp);
+      if (r instanceof Promise)
+        return r.then(
+          (b) => this.done(b, q, tcp, t0),
+          (err: unknown) => this.failed(err, req, q, tcp, t0),
+        );
+      return this.done(r, q, tcp, t0);
+    } catch (err) {
+      return this.failed(err, req, q, tcp, t0);
+    }
+  }
+
+  private failed(err: unknown, req: Buffer, q: Query, tcp: boolean, t0: number): Buffer {
+    this.warnOnce(`internal error answering: ${errorMessage(err)}`, 'self');
+    return this.done(errorReply(req, q, RCODE.SERVFAIL, this.ra), q, tcp, t0);
+  }
+
+  private done(out: Buffer, q: Query, tcp: boolean, t0: number): Buffer {
+    if (!tcp && out.length > udpLimit(q)) out = truncate(out, udpLimit(q));
+    this.stats.count(typeLabel(q.qtype), out[3]! & 0x0f, (performance.now() - t0) / 1000);
+    return out;
+  }
+
+  private cut(hit: { cut?: Map<number, Buffer>; msg: Buffer }, patched: Buffer, limit: number) {
+    hit.cut ??= new Map();
+    let c = hit.cut.get(limit);
+    if (!c) {
+      c = truncate(hit.msg, limit);
+      hit.cut.set(limit, c);
+    }
+    const out = Buffer.from(c);
+    patched.copy(out, 0, 0, 4);
+    out[2] = out[2]! | 0x02;
+    return out;
+  }
+
+  private get ra(): boolean {
+    return this.o.forwarder !== null;
+  }
+
+  private warnOnce(reason: string, client: string): void {
+    if (this.warned.size > 1000 || this.warned.has(reason)) return;
+    this.warned.add(reason);
+    this.o.log.warn({ client, reason }, 'dropped or failed DNS request (logged once per reason)');
+  }
+
+  private miss(req: Buffer, q: Query, client: string, tcp: boolean): Buffer | Promise<Buffer> {
+    const opcode = opcodeOf(req);
+    if (opcode !== 0) return errorReply(req, q, RCODE.NOTIMP, this.ra);
+    if (q.edns && q.edns.version !== 0) return errorReply(req, q, 16, this.ra);
+    if (q.qclass !== 1) return errorReply(req, q, RCODE.REFUSED, this.ra);
+    const qname = questionName(req);
+    const generation = this.cache.generation;
+    const a = lookup(this.o.tree, qname, q.qtype, this.o.config());
+    const canForward = this.o.forwarder !== null && this.o.mayForward(client);
+    if (a.forward) {
+      if (!canForward) return errorReply(req, q, RCODE.REFUSED, this.ra);
+      this.stats.forwarded++;
+      return this.o.forwarder!.forward(req, tcp).then((ans) => {
+        if (ans) return ans;
+        this.stats.forwardFailures++;
+        return errorReply(req, q, RCODE.SERVFAIL, this.ra);
+      });
+    }
+    if (a.external && canForward) {
+      this.stats.forwarded++;
+      return this.external(a.external).then((rrs) => {
+        const full: Answer = { ...a, answer: [...a.answer, ...rrs] };
+        return patchAnswer(encodeAnswer(q, qname, full, this.ra), q);
+      });
+    }
+    const msg = encodeAnswer(q, qname, a, this.ra);
+    // An answer to an out-of-zone CNAME depends on who asks (forwarding allowed or not).
+    if (!a.external)
+      this.cache.set(q.key, { msg, rcode: a.rcode, typeLabel: typeLabel(q.qtype) }, generation);
+    return patchAnswer(msg, q);
+  }
+
+  /** Address records for a CNAME target outside the zones, from upstream; [] on failure. */
+  private async external(target: { name: string; type: number }): Promise<RR[]> {
+    const pkt = new Packet();
+    pkt.header.id = 0;
+    pkt.header.rd = 1;
+    pkt.questions = [{ name: target.name, type: target.type, class: 1 }] as typeof pkt.questions;
+    const ans = await this.o.forwarder!.forward(pkt.toBuffer());
+    if (!ans) {
+      this.stats.forwardFailures++;
+      return [];
+    }
+    const out: RR[] = [];
+    try {
+      for (const r of Packet.parse(ans).answers as unknown as Record<string, unknown>[]) {
+        const name = String(r['name']);
+        const ttl = Number(r['ttl']);
+        if ((r['type'] === T.A || r['type'] === T.AAAA) && typeof r['address'] === 'string')
+          out.push({ name, ttl, data: { type: r['type'], address: r['address'] } });
+        else if (r['type'] === T.CNAME && typeof r['domain'] === 'string')
+          out.push({ name, ttl, data: { type: T.CNAME, target: r['domain'] } });
+      }
+    } catch (err) {
+      this.warnOnce(
+        `upstream answer for ${target.name} unreadable: ${errorMessage(err)}`,
+        'upstream',
+      );
+    }
+    return out;
+  }
+}
+
+export interface Listener {
+  host: string;
+  /** Port bound for both UDP and TCP. */
+  port: number;
+}
+
+const MAX_TCP_CONNECTIONS = 256;
+const TCP_IDLE_MS = 10_000;
+
+/** UDP + TCP listeners on each address, all answering through one Resolver. */
+export class DnsServer {
+  private udp: Socket[] = [];
+  private tcp: Server[] = [];
+  private conns = new Set<TcpSocket>();
+  readonly listeners: Listener[] = [];
+
+  constructor(
+    private readonly resolver: Resolver,
+    private readonly log: Logger,
+  ) {}
+
+  /** Binds every address; port 0 picks one port free for both UDP and TCP. */
+  async listen(addrs: { host: string; port: number }[]): Promise<Listener[]> {
+    for (const a of addrs) {
+      let lastErr: unknown;
+      for (let attempt = 0; attempt < 10; attempt++) {
+        const udp = await this.bindUdp(a.host, a.port);
+        const port = udp.address().port;
+        try {
+          const tcp = await this.bindTcp(a.host, port);
+          this.udp.push(udp);
+          this.tcp.push(tcp);
+          this.listeners.push({ host: a.host, port });
+          lastErr = undefined;
+          break;
+        } catch (err) {
+          lastErr = err;
+          udp.close();
+          if (a.port !== 0) break;
+        }
+      }
+      if (lastErr) throw lastErr;
+    }
+    return this.listeners;
+  }
+
+  private bindUdp(host: string, port: number): Promise<Socket> {
+    return new Promise((resolve, reject) => {
+      const s = createSocket({ type: isIP(host) === 6 ? 'udp6' : 'udp4' });
+      const r = this.resolver;
+      s.on('message', (msg, rinfo) => {
+        const t0 = performance.now();
+        let out: Buffer | null | Promise<Buffer | null>;
+        try {
+          out = r.answer(msg, rinfo.address, false, t0);
+        } catch {
+          r.stats.malformed++;
+          return;
+        }
+        if (out === null) return;
+        if (out instanceof Promise)
+          out.then(
+            (b) => {
+              if (b) s.send(b, rinfo.port, rinfo.address);
+            },
+            () => undefined,
+          );
+        else s.send(out, rinfo.port, rinfo.address);
+      });
+      s.once('error', reject);
+      s.bind(port, host, () => {
+        s.removeListener('error', reject);
+        s.on('error', (err) => this.log.warn({ err: errorMessage(err) }, 'udp socket error'));
+        resolve(s);
+      });
+    });
+  }
+
+  private bindTcp(host: string, port: number): Promise<Server> {
+    return new Promise((resolve, reject) => {
+      const srv = createServer((sock) => this.onTcp(sock));
+      srv.maxConnections = MAX_TCP_CONNECTIONS;
+      srv.once('error', reject);
+      srv.listen(port, host, () => {
+        srv.removeListener('error', reject);
+        srv.on('error', (err) => this.log.warn({ err: errorMessage(err) }, 'tcp server error'));
+        resolve(srv);
+      });
+    });
+  }
+
+  private onTcp(sock: TcpSocket): void {
+    this.conns.add(sock);
+    sock.setTimeout(TCP_IDLE_MS, () => sock.destroy());
+    sock.on('error', () => undefined);
+    sock.on('close', () => this.conns.delete(sock));
+    let buf = Buffer.alloc(0);
+    const client = sock.remoteAddress ?? '';
+    const send = (b: Buffer | null) => {
+      if (!b || sock.destroyed) return;
+      const len = Buffer.alloc(2);
+      len.writeUInt16BE(b.length);
+      sock.write(Buffer.concat([len, b]));
+    };
+    sock.on('data', (chunk) => {
+      buf = buf.length ? Buffer.concat([buf, chunk]) : chunk;
+      while (buf.length >= 2) {
+        const len = buf.readUInt16BE(0);
+        if (buf.length < 2 + len) break;
+        const msg = buf.subarray(2, 2 + len);
+        buf = buf.subarray(2 + len);
+        let out: Buffer | null | Promise<Buffer | null>;
+        try {
+          out = this.resolver.answer(Buffer.from(msg), client, true);
+        } catch {
+          this.resolver.stats.malformed++;
+          out = null;
+        }
+        if (out === null) {
+          // A malformed frame leaves the stream in an unknown state: close it.
+          sock.destroy();
+          return;
+        }
+        if (out instanceof Promise) out.then(send, () => undefined);
+        else send(out);
+      }
+    });
+  }
+
+  async close(): Promise<void> {
+    for (const c of this.conns) c.destroy();
+    await Promise.all([
+      ...this.udp.map((s) => new Promise<void>((r) => s.close(() => r()))),
+      ...this.tcp.map((s) => new Promise<void>((r) => s.close(() => r()))),
+    ]);
+    this.udp = [];
+    this.tcp = [];
+  }
+}

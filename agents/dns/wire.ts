@@ -1,0 +1,203 @@
+/**
+ * The hot path's view of DNS messages, without a general codec: read just the header, the one
+ * question and the EDNS OPT record of a request; patch the ID and RD bit of a cached encoded
+ * answer; cut an over-size answer to fit with TC set. dns2 stays the codec that builds answers
+ * (encode.ts), off the hot path. Every function here is total: bad bytes give a reason string.
+ */
+
+export interface Query {
+  id: number;
+  /** RD bit of the request. */
+  rd: boolean;
+  /** CD bit of the request (echoed). */
+  cd: boolean;
+  /** Offset just past QTYPE/QCLASS. */
+  qEnd: number;
+  qtype: number;
+  qclass: number;
+  /** EDNS0 of the request: advertised UDP size and DO bit; null without an OPT record. */
+  edns: { size: number; do: boolean; version: number } | null;
+  /**
+   * Cache key: the question's wire bytes (so case-exact) plus the EDNS/DO marker. Two queries
+   * with the same key get byte-identical answers apart from ID, RD and CD.
+   */
+  key: string;
+}
+
+export const HEADER = 12;
+const MAX_NAME = 255;
+
+/** Offset just past the (possibly compressed) name at `off`, or -1 when malformed. */
+function skipName(buf: Buffer, off: number): number {
+  let total = 1;
+  for (;;) {
+    if (off >= buf.length) return -1;
+    const len = buf[off]!;
+    if (len === 0) return off + 1;
+    if ((len & 0xc0) === 0xc0) return off + 2 <= buf.length ? off + 2 : -1;
+    if (len & 0xc0) return -1;
+    total += len + 1;
+    if (total > MAX_NAME) return -1;
+    off += len + 1;
+  }
+}
+
+/** Offset past a resource record at `off`, or -1. */
+function skipRR(buf: Buffer, off: number): number {
+  const n = skipName(buf, off);
+  if (n < 0 || n + 10 > buf.length) return -1;
+  const end = n + 10 + buf.readUInt16BE(n + 8);
+  return end <= buf.length ? end : -1;
+}
+
+/** Parses a request; a string is the reason it is malformed (to be counted and dropped). */
+export function parseQuery(buf: Buffer): Query | string {
+  if (buf.length < HEADER + 5) return 'shorter than header and question';
+  const b2 = buf[2]!;
+  if (b2 & 0x80) return 'not a query (QR set)';
+  if (buf.readUInt16BE(4) !== 1) return 'question count is not 1';
+  // Question name: plain labels only, as every resolver sends.
+  let off = HEADER;
+  let total = 1;
+  for (;;) {
+    if (off >= buf.length) return 'question name runs past the end';
+    const len = buf[off]!;
+    if (len === 0) break;
+    if (len & 0xc0) return 'compressed or invalid label in question';
+    total += len + 1;
+    if (total > MAX_NAME) return 'question name longer than 255 octets';
+    for (let i = off + 1; i <= off + len && i < buf.length; i++) {
+      const c = buf[i]!;
+      if (c === 0x2e || c === 0x2f || c === 0x5c) return 'question label holds "." "/" or "\\"';
+    }
+    off += len + 1;
+  }
+  const qEnd = off + 5;
+  if (qEnd > buf.length) return 'question type/class runs past the end';
+  const qtype = buf.readUInt16BE(off + 1);
+  const qclass = buf.readUInt16BE(off + 3);
+  let edns: Query['edns'] = null;
+  const skip = buf.readUInt16BE(6) + buf.readUInt16BE(8);
+  const arcount = buf.readUInt16BE(10);
+  let p = qEnd;
+  for (let i = 0; i < skip; i++) {
+    p = skipRR(buf, p);
+    if (p < 0) return 'record section runs past the end';
+  }
+  for (let i = 0; i < arcount; i++) {
+    const start = p;
+    p = skipRR(buf, p);
+    if (p < 0) return 'additional section runs past the end';
+    if (buf[start] === 0 && buf.readUInt16BE(start + 1) === 41) {
+      if (edns) return 'more than one OPT record';
+      edns = {
+        size: Math.max(512, buf.readUInt16BE(start + 3)),
+        version: buf[start + 6]!,
+        do: (buf[start + 7]! & 0x80) !== 0,
+      };
+    }
+  }
+  const marker = edns ? (edns.do ? '|D' : '|E') : '|-';
+  const opcode = (b2 >> 3) & 0x0f;
+  return {
+    id: buf.readUInt16BE(0),
+    rd: (b2 & 1) === 1,
+    cd: (buf[3]! & 0x10) !== 0,
+    qEnd,
+    qtype,
+    qclass,
+    edns,
+    key: buf.toString('latin1', HEADER, qEnd) + marker + (opcode === 0 ? '' : `|op${opcode}`),
+  };
+}
+
+/** Opcode of a request that parseQuery accepted. */
+export function opcodeOf(buf: Buffer): number {
+  return (buf[2]! >> 3) & 0x0f;
+}
+
+/** The question name in presentation form, case kept, with trailing dot. */
+export function questionName(buf: Buffer): string {
+  const labels: string[] = [];
+  let off = HEADER;
+  for (;;) {
+    const len = buf[off]!;
+    if (len === 0) break;
+    labels.push(buf.toString('latin1', off + 1, off + 1 + len));
+    off += len + 1;
+  }
+  return labels.length === 0 ? '.' : `${labels.join('.')}.`;
+}
+
+/** A copy of `cached` carrying the request's ID, RD and CD bits: the whole work of a cache hit. */
+export function patchAnswer(cached: Buffer, q: Query): Buffer {
+  const out = Buffer.allocUnsafe(cached.length);
+  cached.copy(out);
+  out.writeUInt16BE(q.id, 0);
+  out[2] = (cached[2]! & 0xfe) | (q.rd ? 1 : 0);
+  out[3] = (cached[3]! & 0xef) | (q.cd ? 0x10 : 0);
+  return out;
+}
+
+/** Largest UDP answer the client takes (RFC 1035 512, or its EDNS size up to 4096). */
+export function udpLimit(q: Query): number {
+  return q.edns ? Math.min(q.edns.size, 4096) : 512;
+}
+
+/**
+ * Cuts an encoded answer to `limit` octets: keeps the whole answer records that fit, drops
+ * authority and additional records except a trailing OPT, and sets TC. The client retries over
+ * TCP, which carries the full answer. Returns `msg` itself when it already fits.
+ */
+export function truncate(msg: Buffer, limit: number): Buffer {
+  if (msg.length <= limit) return msg;
+  const qd = msg.readUInt16BE(4);
+  const an = msg.readUInt16BE(6);
+  const ns = msg.readUInt16BE(8);
+  const ar = msg.readUInt16BE(10);
+  let off = HEADER;
+  for (let i = 0; i < qd; i++) off = skipName(msg, off) + 4;
+  const bounds: number[] = [off];
+  for (let i = 0; i < an + ns + ar; i++) {
+    off = skipRR(msg, off);
+    if (off < 0) throw new Error('truncate: answer is not a well-formed message');
+    bounds.push(off);
+  }
+  // An OPT record is encoded last when present.
+  let opt: Buffer | null = null;
+  if (ar > 0) {
+    const last = bounds[an + ns + ar - 1]!;
+    if (msg[last] === 0 && msg.readUInt16BE(last + 1) === 41) opt = msg.subarray(last, off);
+  }
+  const room = limit - (opt?.length ?? 0);
+  let keep = 0;
+  while (keep < an && bounds[keep + 1]! <= room) keep++;
+  const head = msg.subarray(0, bounds[keep]!);
+  const out = Buffer.concat(opt ? [head, opt] : [head]);
+  out[2] = out[2]! | 0x02;
+  out.writeUInt16BE(keep, 6);
+  out.writeUInt16BE(0, 8);
+  out.writeUInt16BE(opt ? 1 : 0, 10);
+  return out;
+}
+
+/** Minimal reply carrying only header and question, for errors (REFUSED, SERVFAIL, BADVERS=16 rides in the OPT). */
+export function errorReply(req: Buffer, q: Query, rcode: number, ra: boolean): Buffer {
+  const out = Buffer.alloc(q.qEnd + (q.edns ? 11 : 0));
+  req.copy(out, 0, 0, q.qEnd);
+  out[2] = 0x80 | (req[2]! & 0x79); // QR, opcode, RD kept; AA/TC cleared
+  out[3] = (ra ? 0x80 : 0) | (req[3]! & 0x10) | (rcode & 0x0f);
+  out.writeUInt16BE(1, 4);
+  out.writeUInt16BE(0, 6);
+  out.writeUInt16BE(0, 8);
+  out.writeUInt16BE(q.edns ? 1 : 0, 10);
+  if (q.edns) {
+    const o = q.qEnd;
+    out[o] = 0;
+    out.writeUInt16BE(41, o + 1);
+    out.writeUInt16BE(1232, o + 3);
+    out.writeUInt32BE((((rcode >> 4) & 0xff) << 24) + (q.edns.do ? 0x8000 : 0), o + 5);
+    out.writeUInt16BE(0, o + 9);
+  }
+  return out;
+}

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { REPO_ROOT, checkUnits, loadUnitDir } from './check.js';
@@ -127,5 +128,70 @@ test('vagrant/Vagrantfile: Ruby syntax (when ruby is installed)', (t) => {
   for (const f of ['Vagrantfile', 'config.rb']) {
     const r = spawnSync('ruby', ['-c', join(VAGRANT, f)], { encoding: 'utf8' });
     assert.equal(r.status, 0, `${f}: ${r.stderr}`);
+  }
+});
+
+/** Loads the Vagrantfile with Vagrant's API stubbed to record every setting as a JSON line. */
+const RECORDING_VAGRANT = String.raw`
+require "json"
+class Rec
+  def initialize(path, log)
+    @path = path
+    @log = log
+  end
+  def method_missing(name, *args, **kw, &blk)
+    key = name.to_s.sub(/=$/, "")
+    @log << { path: (@path + [key]).join("."), args: args, kw: kw }
+    child = Rec.new(@path + [key] + (key == "define" ? [args[0]] : []), @log)
+    blk.call(child, child) if blk
+    child
+  end
+  def respond_to_missing?(*) = true
+end
+module Vagrant
+  def self.require_version(*); end
+  def self.has_plugin?(*) = false
+  def self.configure(_version)
+    log = []
+    yield Rec.new([], log)
+    log.each { |e| puts JSON.generate(e) }
+  end
+end
+load ARGV[0]
+`;
+
+test('vagrant/Vagrantfile: run with Vagrant stubbed, it defines core-01..03 on 172.17.8.101+ and the etcd cluster', (t) => {
+  if (spawnSync('ruby', ['--version']).error) {
+    t.skip('ruby is not installed on this machine; Vagrantfile not run');
+    return;
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'flt-vagrant-'));
+  try {
+    for (const f of ['Vagrantfile', 'config.rb', 'user-data']) copyFileSync(join(VAGRANT, f), join(dir, f));
+    const r = spawnSync('ruby', ['-e', RECORDING_VAGRANT, join(dir, 'Vagrantfile')], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    const calls = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { path: string; args: unknown[]; kw: Record<string, unknown> });
+    const defines = calls.filter((c) => c.path === 'vm.define').map((c) => c.args[0]);
+    assert.deepEqual(defines, ['core-01', 'core-02', 'core-03']);
+    const ips = calls.filter((c) => /^vm\.define\.core-\d+\.vm\.network$/.test(c.path)).map((c) => c.kw['ip']);
+    assert.deepEqual(ips, ['172.17.8.101', '172.17.8.102', '172.17.8.103']);
+    const box = calls.find((c) => c.path === 'vm.box');
+    assert.deepEqual(box?.args, ['flatcar-stable']);
+    const sync = calls.find((c) => c.path === 'vm.define.core-02.vm.synced_folder')!;
+    assert.equal(sync.args[1], '/home/core/share');
+    assert.equal(sync.kw['type'], 'nfs');
+    const memory = calls.find((c) => c.path === 'vm.provider.memory');
+    assert.deepEqual(memory?.args, [2048]);
+    const env = readFileSync(join(dir, '.generated', 'cluster.env'), 'utf8');
+    assert.match(
+      env,
+      /^ETCD_INITIAL_CLUSTER=core-01=http:\/\/172\.17\.8\.101:2380,core-02=http:\/\/172\.17\.8\.102:2380,core-03=http:\/\/172\.17\.8\.103:2380$/m,
+    );
+    assert.match(env, /^FLOTILLA_LOGS_AGGREGATOR=172\.17\.8\.101:24225$/m);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });

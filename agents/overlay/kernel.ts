@@ -108,11 +108,31 @@ export interface StateScope {
   overlayIndex: number | undefined;
 }
 
+/**
+ * One request at a time on the socket: concurrent dumps on one netlink socket fail with EBUSY
+ * or interleave multipart replies, so every call goes through this queue.
+ */
+function serialized(sock: RtNetlinkSocket): RtNetlinkSocket {
+  let tail: Promise<unknown> = Promise.resolve();
+  return new Proxy(sock, {
+    get(target, prop, receiver) {
+      const v: unknown = Reflect.get(target, prop, receiver);
+      if (typeof v !== 'function' || !/^(get|new|del|set)[A-Z]/.test(String(prop))) return v;
+      return (...args: unknown[]) => {
+        const run = () => (v as (...a: unknown[]) => Promise<unknown>).apply(target, args);
+        const p = tail.then(run, run);
+        tail = p.catch(() => undefined);
+        return p;
+      };
+    },
+  });
+}
+
 export class Kernel {
   readonly sock: RtNetlinkSocket;
 
   constructor(sock: RtNetlinkSocket = createRtNetlink()) {
-    this.sock = sock;
+    this.sock = serialized(sock);
   }
 
   async links(): Promise<LinkInfo[]> {

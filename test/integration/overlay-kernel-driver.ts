@@ -29,6 +29,7 @@ const addr = (await kernel.addresses()).get(link.index)![0]!;
 const external = {
   link,
   publicIP: addr.ip,
+  localIP: addr.ip,
   nets: [{ ip: addr.ip & ~(2 ** (32 - addr.len) - 1), len: addr.len }],
 };
 const backend =

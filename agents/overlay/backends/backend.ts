@@ -10,7 +10,10 @@ import type { LeaseAttrs } from '../lease.js';
 
 export interface ExternalInterface {
   link: LinkInfo;
+  /** Address in our lease (--public-ip, else localIP). */
   publicIP: number;
+  /** Address on the interface, used as the VXLAN source. */
+  localIP: number;
   /** Networks directly attached to the interface (for DirectRouting). */
   nets: Cidr[];
 }

@@ -44,7 +44,7 @@ export class VxlanBackend implements Backend {
     this.spec = {
       name: this.overlayDev,
       vni: cfg.vni,
-      local: ctx.external.publicIP,
+      local: ctx.external.localIP,
       link: ctx.external.link.index,
       port: cfg.port,
       learning: cfg.learning,

@@ -104,6 +104,7 @@ test('agent flags in the units are flags of the agents (from their --help)', (t)
     const argv = commandFromUnit(parseUnit(s.text), {
       name,
       env: { COREOS_PRIVATE_IPV4: '192.0.2.10' },
+      specifiers: { H: 'core-01' },
     });
     const bin = /^\/opt\/flotilla\/bin\/(.+)$/.exec(argv[0]!)?.[1];
     if (!bin) continue;

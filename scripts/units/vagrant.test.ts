@@ -190,7 +190,7 @@ test('vagrant/Vagrantfile: run with Vagrant stubbed, it defines core-01..03 on 1
       env,
       /^ETCD_INITIAL_CLUSTER=core-01=http:\/\/172\.17\.8\.101:2380,core-02=http:\/\/172\.17\.8\.102:2380,core-03=http:\/\/172\.17\.8\.103:2380$/m,
     );
-    assert.match(env, /^FLOTILLA_LOGS_AGGREGATOR=172\.17\.8\.101:24225$/m);
+    assert.match(env, /^FLOTILLA_LOGS_AGGREGATOR=172\.17\.8\.101:24240$/m);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

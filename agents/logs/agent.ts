@@ -1,0 +1,243 @@
+/**
+ * `logsd agent`: a Forward-protocol receiver for the host's containers (Docker's fluentd log
+ * driver, or any Fluentd/Fluent Bit client), which enriches every record, appends it to the
+ * durable buffer and only then acks the sender's chunk; the shipper moves the buffer to the
+ * aggregator. A connection sending malformed bytes is closed and counted; others carry on.
+ * When the buffer is full the agent stops reading (and so stops acking): backpressure, never
+ * a silent drop.
+ */
+import { createServer, type Server, type Socket } from 'node:net';
+import { existsSync, unlinkSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import type { ConnectionOptions } from 'node:tls';
+import Docker from 'dockerode';
+import type { Logger } from '../common/logger.js';
+import { errorMessage } from '../common/errors.js';
+import { metricsFor, type MetricSet } from '../common/metrics.js';
+import { DiskBuffer, type FsyncPolicy } from './buffer.js';
+import { MetadataCache, enrich, needsMeta, serviceOf } from './enrich.js';
+import {
+  ForwardDecoder,
+  decodeEntries,
+  encodeAck,
+  encodeEntry,
+  type Entry,
+  type Frame,
+} from './forward/codec.js';
+import { Shipper, type Target } from './shipper.js';
+
+export interface AgentConfig {
+  listen?: { host: string; port: number };
+  unixSocket?: string;
+  bufferDir: string;
+  bufferMaxBytes: number;
+  fsync: FsyncPolicy;
+  aggregators: Target[];
+  hostname: string;
+  sharedKey?: string;
+  tls?: ConnectionOptions;
+  /** dockerd socket for container metadata; undefined = records only. */
+  dockerSocket?: string;
+  batchBytes?: number;
+  log: Logger;
+  metrics?: MetricSet;
+}
+
+export interface RunningAgent {
+  port: number;
+  buffer: DiskBuffer;
+  shipper: Shipper;
+  metrics: MetricSet;
+  stop(): Promise<void>;
+}
+
+export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
+  const { log } = cfg;
+  const metrics = cfg.metrics ?? metricsFor('logs_agent');
+  const recordsIn = metrics.counter('records_received_total', 'records received from log drivers');
+  const malformed = metrics.counter(
+    'malformed_total',
+    'connections closed for malformed forward-protocol input',
+  );
+  const resent = metrics.counter(
+    'chunks_resent_total',
+    'chunks a sender resent after a lost ack (acked again, not stored twice)',
+  );
+  const shipped = metrics.counter('records_shipped_total', 'records acked by the aggregator');
+  const retries = metrics.counter('ship_retries_total', 'aggregator connections lost or refused');
+  const backlog = metrics.gauge('buffer_backlog_records', 'records buffered, not yet acked');
+  const bufBytes = metrics.gauge('buffer_bytes', 'bytes of the on-disk buffer');
+  const stalls = metrics.counter(
+    'buffer_full_total',
+    'times input paused because the buffer was full',
+  );
+
+  const buffer = new DiskBuffer({
+    dir: cfg.bufferDir,
+    maxBytes: cfg.bufferMaxBytes,
+    fsync: cfg.fsync,
+  });
+  const docker = cfg.dockerSocket ? new Docker({ socketPath: cfg.dockerSocket }) : undefined;
+  const meta = new MetadataCache(docker);
+  const abort = new AbortController();
+  if (docker)
+    meta.watch(abort.signal).catch((err: unknown) => {
+      log.warn(
+        { err: errorMessage(err) },
+        'cannot watch docker events; metadata on first line only',
+      );
+    });
+
+  let spaceWaiters: (() => void)[] = [];
+  const shipper = new Shipper({
+    targets: cfg.aggregators,
+    buffer,
+    log,
+    hostname: cfg.hostname,
+    ...(cfg.sharedKey ? { sharedKey: cfg.sharedKey } : {}),
+    ...(cfg.tls ? { tls: cfg.tls } : {}),
+    ...(cfg.batchBytes ? { batchBytes: cfg.batchBytes } : {}),
+    onShipped: (n) => {
+      shipped.inc(n);
+      if (!buffer.full) for (const w of spaceWaiters.splice(0)) w();
+    },
+    onRetry: () => retries.inc(),
+  });
+  const gaugeTimer = setInterval(() => {
+    backlog.set(buffer.backlog);
+    bufBytes.set(buffer.bytes);
+  }, 1000);
+  gaugeTimer.unref();
+
+  const waitForSpace = () =>
+    new Promise<void>((resolve) => {
+      stalls.inc();
+      spaceWaiters.push(resolve);
+    });
+
+  async function store(entries: Entry[], chunk: string | undefined): Promise<void> {
+    const out: { service: string; tmin: number; tmax: number; bufs: Buffer[] }[] = [];
+    for (const e of entries) {
+      const m =
+        needsMeta(e.record) && typeof e.record.container_id === 'string'
+          ? await meta.get(e.record.container_id)
+          : undefined;
+      const rec = enrich(e.record, cfg.hostname, m);
+      const service = serviceOf(rec);
+      const ms = e.time.toMillis();
+      let run = out[out.length - 1];
+      if (!run || run.service !== service) {
+        run = { service, tmin: ms, tmax: ms, bufs: [] };
+        out.push(run);
+      }
+      run.tmin = Math.min(run.tmin, ms);
+      run.tmax = Math.max(run.tmax, ms);
+      run.bufs.push(encodeEntry(e.time, rec));
+    }
+    while (buffer.full) await waitForSpace();
+    out.forEach((r, i) =>
+      buffer.append(r.bufs, {
+        service: r.service,
+        tmin: r.tmin,
+        tmax: r.tmax,
+        ...(chunk && i === out.length - 1 ? { chunk } : {}),
+      }),
+    );
+    recordsIn.inc(entries.length);
+  }
+
+  async function handle(sock: Socket, frames: Frame[]): Promise<void> {
+    for (const f of frames) {
+      if (f.kind !== 'events') continue; // heartbeats; acks/handshakes are not ours to answer
+      const chunk = f.option.chunk;
+      if (chunk && buffer.seenChunk(chunk)) {
+        resent.inc();
+        sock.write(encodeAck(chunk));
+        continue;
+      }
+      const entries = f.entries ?? decodeEntries(f.blob!);
+      await store(entries, chunk);
+      if (f.option.chunk) sock.write(encodeAck(f.option.chunk));
+    }
+    shipper.kick();
+  }
+
+  const sockets = new Set<Socket>();
+  const onConnection = (sock: Socket) => {
+    sockets.add(sock);
+    sock.setNoDelay(true);
+    const decoder = new ForwardDecoder();
+    const peer = sock.remoteAddress ? `${sock.remoteAddress}:${sock.remotePort}` : 'unix';
+    let busy = Promise.resolve();
+    sock.on('data', (chunk: Buffer) => {
+      let frames: Frame[];
+      try {
+        frames = decoder.push(chunk);
+      } catch (err) {
+        malformed.inc();
+        log.warn({ peer, err: errorMessage(err) }, 'malformed forward input; closing connection');
+        sock.destroy();
+        return;
+      }
+      if (frames.length === 0) return;
+      sock.pause();
+      busy = busy
+        .then(() => handle(sock, frames))
+        .then(
+          () => {
+            sock.resume();
+          },
+          (err: unknown) => {
+            malformed.inc();
+            log.warn({ peer, err: errorMessage(err) }, 'bad records; closing connection');
+            sock.destroy();
+          },
+        );
+    });
+    sock.on('error', () => undefined);
+    sock.on('close', () => sockets.delete(sock));
+  };
+
+  const servers: Server[] = [];
+  let port = 0;
+  if (cfg.listen) {
+    const srv = createServer(onConnection);
+    await new Promise<void>((resolve, reject) => {
+      srv.once('error', reject);
+      srv.listen(cfg.listen!.port, cfg.listen!.host, () => resolve());
+    });
+    port = (srv.address() as AddressInfo).port;
+    servers.push(srv);
+  }
+  if (cfg.unixSocket) {
+    if (existsSync(cfg.unixSocket)) unlinkSync(cfg.unixSocket);
+    const srv = createServer(onConnection);
+    await new Promise<void>((resolve, reject) => {
+      srv.once('error', reject);
+      srv.listen(cfg.unixSocket, () => resolve());
+    });
+    servers.push(srv);
+  }
+  shipper.start();
+  log.info(
+    { port, unixSocket: cfg.unixSocket, backlog: buffer.backlog, agentId: buffer.agentId },
+    'logs agent listening',
+  );
+
+  return {
+    port,
+    buffer,
+    shipper,
+    metrics,
+    async stop() {
+      abort.abort();
+      for (const s of servers) s.close();
+      for (const s of sockets) s.destroy();
+      await shipper.flush(3000);
+      shipper.stop();
+      clearInterval(gaugeTimer);
+      buffer.close();
+      spaceWaiters = [];
+    },
+  };
+}

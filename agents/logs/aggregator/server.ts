@@ -1,0 +1,199 @@
+/**
+ * `logsd aggregator`: receives forward-protocol events from agents (or any Fluentd-compatible
+ * sender), stores them (store.ts), acks each chunk after it is written, and serves the query
+ * API (http.ts) on the health server. Batches from Flotilla agents carry `parts` (service runs
+ * with byte lengths) and are stored without decoding a single record; other senders' events are
+ * decoded and grouped by their `service` field, else their tag.
+ */
+import { createServer as netServer, type Server, type Socket } from 'node:net';
+import { createServer as tlsServer, type TlsOptions } from 'node:tls';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from '../../common/logger.js';
+import { errorMessage } from '../../common/errors.js';
+import { metricsFor, type MetricSet } from '../../common/metrics.js';
+import { startHealthServer, type HealthServer } from '../../common/http.js';
+import {
+  ForwardDecoder,
+  FrameError,
+  decodeEntries,
+  encodeAck,
+  encodeEntry,
+  type Frame,
+} from '../forward/codec.js';
+import { checkPing, encodeHelo, encodePong, newNonce } from '../forward/handshake.js';
+import { queryRoutes } from './http.js';
+import { Store, type Batch, type FsyncPolicy, type Part } from './store.js';
+import { ForwardOut } from './forward-out.js';
+import type { Target } from '../shipper.js';
+
+export interface AggregatorConfig {
+  listen: { host: string; port: number };
+  http?: { host: string; port: number };
+  dataDir: string;
+  fsync: FsyncPolicy;
+  retentionMs?: number;
+  maxBytes?: number;
+  segmentBytes?: number;
+  sharedKey?: string;
+  tls?: TlsOptions;
+  hostname: string;
+  forwardOut?: Target;
+  log: Logger;
+  metrics?: MetricSet;
+}
+
+export interface RunningAggregator {
+  port: number;
+  httpPort: number;
+  store: Store;
+  metrics: MetricSet;
+  stop(): Promise<void>;
+}
+
+/** Turns an events frame into a store batch (pure apart from decoding). */
+export function toBatch(f: Extract<Frame, { kind: 'events' }>): Batch {
+  const o = f.option;
+  const batch: Batch = { parts: [] };
+  if (typeof o.chunk === 'string') batch.chunk = o.chunk;
+  if (
+    typeof o.agent === 'string' &&
+    typeof o.seq === 'number' &&
+    Array.isArray(o.parts) &&
+    f.blob
+  ) {
+    batch.agent = o.agent;
+    batch.seq = o.seq;
+    let off = 0;
+    for (const raw of o.parts as unknown[]) {
+      const [service, count, bytes, tmin, tmax] = raw as unknown[];
+      if (
+        typeof service !== 'string' ||
+        typeof count !== 'number' ||
+        typeof bytes !== 'number' ||
+        typeof tmin !== 'number' ||
+        typeof tmax !== 'number'
+      )
+        throw new FrameError('option "parts" must be [[service, count, bytes, tmin, tmax], ...]');
+      batch.parts.push({ service, count, blob: f.blob.subarray(off, off + bytes), tmin, tmax });
+      off += bytes;
+    }
+    if (off !== f.blob.length)
+      throw new FrameError('option "parts" does not add up to the entries');
+    return batch;
+  }
+  const entries = f.entries ?? decodeEntries(f.blob!);
+  let run: (Part & { bufs: Buffer[] }) | undefined;
+  const runs: (Part & { bufs: Buffer[] })[] = [];
+  for (const e of entries) {
+    const service = typeof e.record.service === 'string' ? e.record.service : f.tag;
+    const record = typeof e.record.service === 'string' ? e.record : { ...e.record, service };
+    const ms = e.time.toMillis();
+    if (!run || run.service !== service) {
+      run = { service, count: 0, blob: Buffer.alloc(0), tmin: ms, tmax: ms, bufs: [] };
+      runs.push(run);
+    }
+    run.count++;
+    run.tmin = Math.min(run.tmin, ms);
+    run.tmax = Math.max(run.tmax, ms);
+    run.bufs.push(encodeEntry(e.time, record));
+  }
+  batch.parts = runs.map(({ bufs, ...p }) => ({ ...p, blob: Buffer.concat(bufs) }));
+  return batch;
+}
+
+export async function startAggregator(cfg: AggregatorConfig): Promise<RunningAggregator> {
+  const { log } = cfg;
+  const metrics = cfg.metrics ?? metricsFor('logs_aggregator');
+  const stored = metrics.counter('records_stored_total', 'records written to the store');
+  const dups = metrics.counter('records_duplicate_total', 'resent records dropped by dedup');
+  const malformed = metrics.counter('malformed_total', 'connections closed for malformed input');
+  const authFail = metrics.counter('auth_failures_total', 'shared-key handshakes that failed');
+  const store = new Store({
+    dir: cfg.dataDir,
+    fsync: cfg.fsync,
+    ...(cfg.retentionMs ? { retentionMs: cfg.retentionMs } : {}),
+    ...(cfg.maxBytes ? { maxBytes: cfg.maxBytes } : {}),
+    ...(cfg.segmentBytes ? { segmentBytes: cfg.segmentBytes } : {}),
+  });
+  const retention = setInterval(() => {
+    const n = store.enforceRetention();
+    if (n > 0) log.info({ segments: n }, 'retention removed segments');
+  }, 30_000);
+  retention.unref();
+  const out = cfg.forwardOut ? new ForwardOut(cfg.forwardOut, log) : undefined;
+
+  const sockets = new Set<Socket>();
+  const onConnection = (sock: Socket) => {
+    sockets.add(sock);
+    sock.setNoDelay(true);
+    const peer = `${sock.remoteAddress}:${sock.remotePort}`;
+    const decoder = new ForwardDecoder();
+    const nonce = cfg.sharedKey ? newNonce() : undefined;
+    let authed = !cfg.sharedKey;
+    if (nonce) sock.write(encodeHelo(nonce));
+    sock.on('data', (chunk: Buffer) => {
+      try {
+        const acks: Buffer[] = [];
+        for (const f of decoder.push(chunk)) {
+          if (f.kind === 'handshake' && f.type === 'PING' && nonce && !authed) {
+            const check = checkPing(f.body, nonce, cfg.sharedKey!);
+            sock.write(encodePong(check, cfg.hostname, nonce, cfg.sharedKey!));
+            if (!check.ok) {
+              authFail.inc();
+              log.warn({ peer, reason: check.reason }, 'handshake failed');
+              sock.end();
+              return;
+            }
+            authed = true;
+            continue;
+          }
+          if (f.kind !== 'events') continue;
+          if (!authed) throw new FrameError('events before the shared-key handshake');
+          const batch = toBatch(f);
+          const r = store.ingest(batch);
+          stored.inc(r.stored);
+          dups.inc(r.duplicates);
+          if (r.stored > 0) out?.send(batch.parts);
+          if (f.option.chunk) acks.push(encodeAck(f.option.chunk));
+        }
+        if (acks.length) sock.write(Buffer.concat(acks));
+      } catch (err) {
+        malformed.inc();
+        log.warn({ peer, err: errorMessage(err) }, 'malformed forward input; closing connection');
+        sock.destroy();
+      }
+    });
+    sock.on('error', () => undefined);
+    sock.on('close', () => sockets.delete(sock));
+  };
+  const srv: Server = cfg.tls ? tlsServer(cfg.tls, onConnection) : netServer(onConnection);
+  await new Promise<void>((resolve, reject) => {
+    srv.once('error', reject);
+    srv.listen(cfg.listen.port, cfg.listen.host, () => resolve());
+  });
+  const port = (srv.address() as AddressInfo).port;
+  let health: HealthServer | undefined;
+  if (cfg.http)
+    health = await startHealthServer({
+      host: cfg.http.host,
+      port: cfg.http.port,
+      registry: metrics.registry,
+      ready: () => true,
+      routes: queryRoutes(store),
+    });
+  log.info({ port, http: health?.port, dataDir: cfg.dataDir }, 'logs aggregator listening');
+  return {
+    port,
+    httpPort: health?.port ?? 0,
+    store,
+    metrics,
+    async stop() {
+      clearInterval(retention);
+      srv.close();
+      for (const s of sockets) s.destroy();
+      await health?.close();
+      out?.stop();
+      store.close();
+    },
+  };
+}

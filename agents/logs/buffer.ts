@@ -1,0 +1,365 @@
+/**
+ * The agent's durable buffer: an append-only log of record blocks on disk (`--buffer-dir`) with
+ * an acked cursor. Every record gets a sequence number (1, 2, ...) that never repeats for this
+ * buffer's agent id; the aggregator uses (agent id, seq) to drop resent records.
+ *
+ * Contract:
+ *  - `append` returns only after the block is written to the file (it survives the agent being
+ *    killed); with fsync "always" also after fdatasync (it survives power loss); "interval"
+ *    syncs every second, "never" leaves it to the kernel.
+ *  - Blocks stay on disk until `ack(seq)` covers them. The cursor file is rewritten (write +
+ *    rename) within 200 ms of an ack; a restart resends from it, and anything resent that the
+ *    aggregator already has is dropped there by (agent id, seq).
+ *  - When the unacked bytes exceed `maxBytes`, `full` is true: the agent stops reading from (and
+ *    acking) its inputs until the shipper frees space. Nothing is ever dropped to make room.
+ *
+ * On-disk layout: `<dir>/agent-id`, `<dir>/cursor` ({"acked": N}), `<dir>/<firstSeq>.seg` files
+ * of blocks: u32 blobLen | u32 count | f64 firstSeq | u16 metaLen | meta (JSON) | blob. A block
+ * cut short by a crash is truncated away at open (it was never acked to anyone).
+ */
+import {
+  closeSync,
+  existsSync,
+  fdatasyncSync,
+  fstatSync,
+  ftruncateSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readSync,
+  readdirSync,
+  renameSync,
+  statSync,
+  unlinkSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import { join } from 'node:path';
+
+export type FsyncPolicy = 'always' | 'interval' | 'never';
+
+export interface BufferOptions {
+  dir: string;
+  /** Unacked bytes above which `full` is true (backpressure). */
+  maxBytes: number;
+  fsync: FsyncPolicy;
+  segmentBytes?: number;
+}
+
+/** What the shipper needs to know about a block without decoding it. */
+export interface BlockMeta {
+  /** Service of every record in the block. */
+  service: string;
+  /** Earliest and latest record time, ms since epoch. */
+  tmin: number;
+  tmax: number;
+  /** Sender's chunk id, kept so a resend after a lost ack is recognised (see `seenChunk`). */
+  chunk?: string;
+}
+
+export interface Block {
+  firstSeq: number;
+  count: number;
+  meta: BlockMeta;
+  /** Concatenated msgpack `[time, record]` entries. */
+  blob: Buffer;
+}
+
+/** A place in the buffer: segment (by its first seq) and byte offset. */
+export interface ReadPos {
+  seg: number;
+  offset: number;
+}
+
+const HEADER = 18;
+
+function segName(firstSeq: number): string {
+  return `${String(firstSeq).padStart(16, '0')}.seg`;
+}
+
+export class DiskBuffer {
+  readonly agentId: string;
+  /** Seq the next appended record gets. */
+  nextSeq = 1;
+  /** Highest seq the aggregator has acknowledged. */
+  acked = 0;
+  private segments: { first: number; size: number }[] = [];
+  private fd = -1;
+  private dirty = false;
+  private timer: NodeJS.Timeout | undefined;
+  private readonly segmentBytes: number;
+  private readonly chunks = new Set<string>();
+  private cursorTimer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly opts: BufferOptions) {
+    this.segmentBytes =
+      opts.segmentBytes ?? Math.max(64 * 1024, Math.min(8 << 20, opts.maxBytes / 4));
+    mkdirSync(opts.dir, { recursive: true });
+    const idFile = join(opts.dir, 'agent-id');
+    if (!existsSync(idFile)) this.atomicWrite(idFile, `${randomUUID()}\n`);
+    this.agentId = readFileSync(idFile, 'utf8').trim();
+    const cursorFile = join(opts.dir, 'cursor');
+    if (existsSync(cursorFile)) {
+      const c = JSON.parse(readFileSync(cursorFile, 'utf8')) as { acked: number; next?: number };
+      this.acked = c.acked;
+      this.nextSeq = Math.max(c.next ?? 1, c.acked + 1);
+    }
+    this.segments = readdirSync(opts.dir)
+      .filter((n) => /^\d{16}\.seg$/.test(n))
+      .sort()
+      .map((n) => ({ first: Number(n.slice(0, 16)), size: statSync(join(opts.dir, n)).size }));
+    const last = this.segments[this.segments.length - 1];
+    if (last) {
+      this.fd = openSync(this.segPath(last.first), 'r+');
+      const { end, nextSeq } = this.scanEnd(last.first);
+      if (end < last.size) ftruncateSync(this.fd, end);
+      last.size = end;
+      this.nextSeq = Math.max(this.nextSeq, nextSeq);
+      for (const s of this.segments.slice(-2)) this.loadChunks(s.first, s.size);
+      this.dropAcked();
+    }
+    if (opts.fsync === 'interval') {
+      this.timer = setInterval(() => this.sync(), 1000);
+      this.timer.unref();
+    }
+  }
+
+  /** Unacked bytes on disk (whole segments; the active one counts in full). */
+  get bytes(): number {
+    return this.segments.reduce((n, s) => n + s.size, 0);
+  }
+
+  get full(): boolean {
+    return this.bytes >= this.opts.maxBytes;
+  }
+
+  /** Records appended but not yet acked. */
+  get backlog(): number {
+    return this.nextSeq - 1 - this.acked;
+  }
+
+  /**
+   * True if a block with this sender chunk id was appended recently (also before a restart):
+   * the sender did not get our ack and resent it, so ack again without storing.
+   */
+  seenChunk(chunk: string): boolean {
+    return this.chunks.has(chunk);
+  }
+
+  /** Appends one block of `entries` (each a msgpack `[time, record]`); returns its first seq. */
+  append(entries: Buffer[], meta: BlockMeta): number {
+    const first = this.nextSeq;
+    const active = this.segments[this.segments.length - 1];
+    if (!active || active.size >= this.segmentBytes) this.rotate(first);
+    const seg = this.segments[this.segments.length - 1]!;
+    const metaBuf = Buffer.from(JSON.stringify(meta));
+    const blobLen = entries.reduce((n, e) => n + e.length, 0);
+    const head = Buffer.allocUnsafe(HEADER);
+    head.writeUInt32BE(blobLen, 0);
+    head.writeUInt32BE(entries.length, 4);
+    head.writeDoubleBE(first, 8);
+    head.writeUInt16BE(metaBuf.length, 16);
+    const block = Buffer.concat([head, metaBuf, ...entries]);
+    let off = 0;
+    while (off < block.length)
+      off += writeSync(this.fd, block, off, block.length - off, seg.size + off);
+    seg.size += block.length;
+    this.nextSeq = first + entries.length;
+    if (meta.chunk) this.remember(meta.chunk);
+    if (this.opts.fsync === 'always') fdatasyncSync(this.fd);
+    else this.dirty = true;
+    return first;
+  }
+
+  /** Position of the first block after the acked cursor. */
+  ackedPos(): ReadPos {
+    for (const s of this.segments) {
+      let offset = 0;
+      while (offset < s.size) {
+        const h = this.readHeader(s.first, offset);
+        if (!h) break;
+        if (h.firstSeq > this.acked) return { seg: s.first, offset };
+        offset += h.total;
+      }
+    }
+    const last = this.segments[this.segments.length - 1];
+    return last ? { seg: last.first, offset: last.size } : { seg: this.nextSeq, offset: 0 };
+  }
+
+  /**
+   * Whole blocks from `pos`, up to about `maxBytes` (at least one block if any is there), and the
+   * position after them.
+   */
+  read(pos: ReadPos, maxBytes: number): { blocks: Block[]; next: ReadPos } {
+    const blocks: Block[] = [];
+    let { seg, offset } = pos;
+    let bytes = 0;
+    for (;;) {
+      const s = this.segments.find((x) => x.first === seg);
+      if (!s) {
+        const later = this.segments.find((x) => x.first > seg);
+        if (!later) break;
+        seg = later.first;
+        offset = 0;
+        continue;
+      }
+      if (offset >= s.size) {
+        const i = this.segments.indexOf(s);
+        const nextSeg = this.segments[i + 1];
+        if (!nextSeg) break;
+        seg = nextSeg.first;
+        offset = 0;
+        continue;
+      }
+      const h = this.readHeader(seg, offset);
+      if (!h) break;
+      if (blocks.length > 0 && bytes + h.total > maxBytes) break;
+      const body = Buffer.allocUnsafe(h.total - HEADER);
+      this.pread(seg, body, offset + HEADER);
+      blocks.push({
+        firstSeq: h.firstSeq,
+        count: h.count,
+        meta: JSON.parse(body.subarray(0, h.metaLen).toString()) as BlockMeta,
+        blob: body.subarray(h.metaLen),
+      });
+      bytes += h.total;
+      offset += h.total;
+    }
+    return { blocks, next: { seg, offset } };
+  }
+
+  /** Marks every record up to `seq` delivered; persists the cursor and deletes spent segments. */
+  ack(seq: number): void {
+    if (seq <= this.acked) return;
+    this.acked = seq;
+    this.dropAcked();
+    if (!this.cursorTimer) {
+      this.cursorTimer = setTimeout(() => this.saveCursor(), 200);
+      this.cursorTimer.unref();
+    }
+  }
+
+  // A stale cursor only means a resend after restart, which the aggregator drops by seq: so it
+  // is written at most every 200 ms and not fsynced.
+  private saveCursor(): void {
+    this.cursorTimer = undefined;
+    const file = join(this.opts.dir, 'cursor');
+    writeFileSync(`${file}.tmp`, JSON.stringify({ acked: this.acked, next: this.nextSeq }));
+    renameSync(`${file}.tmp`, file);
+  }
+
+  sync(): void {
+    if (this.dirty && this.fd >= 0) {
+      fdatasyncSync(this.fd);
+      this.dirty = false;
+    }
+  }
+
+  close(): void {
+    clearInterval(this.timer);
+    clearTimeout(this.cursorTimer);
+    this.saveCursor();
+    this.sync();
+    if (this.fd >= 0) closeSync(this.fd);
+    this.fd = -1;
+  }
+
+  private remember(chunk: string): void {
+    this.chunks.add(chunk);
+    if (this.chunks.size > 50_000) this.chunks.delete(this.chunks.values().next().value!);
+  }
+
+  private loadChunks(seg: number, size: number): void {
+    for (let offset = 0; offset < size;) {
+      const h = this.readHeader(seg, offset);
+      if (!h) break;
+      if (h.metaLen > 0) {
+        const m = Buffer.allocUnsafe(h.metaLen);
+        this.pread(seg, m, offset + HEADER);
+        const meta = JSON.parse(m.toString()) as BlockMeta;
+        if (meta.chunk) this.remember(meta.chunk);
+      }
+      offset += h.total;
+    }
+  }
+
+  private segPath(first: number): string {
+    return join(this.opts.dir, segName(first));
+  }
+
+  private rotate(first: number): void {
+    if (this.fd >= 0) {
+      fdatasyncSync(this.fd);
+      closeSync(this.fd);
+    }
+    this.fd = openSync(this.segPath(first), 'w+');
+    this.segments.push({ first, size: 0 });
+    this.dropAcked();
+  }
+
+  /** Deletes closed segments whose every record is acked. */
+  private dropAcked(): void {
+    while (this.segments.length > 1 && this.segments[1]!.first <= this.acked + 1) {
+      const s = this.segments.shift()!;
+      unlinkSync(this.segPath(s.first));
+    }
+  }
+
+  private pread(seg: number, into: Buffer, position: number): number {
+    const active = this.segments[this.segments.length - 1];
+    const own = active?.first === seg && this.fd >= 0;
+    const fd = own ? this.fd : openSync(this.segPath(seg), 'r');
+    try {
+      let got = 0;
+      while (got < into.length) {
+        const n = readSync(fd, into, got, into.length - got, position + got);
+        if (n === 0) break;
+        got += n;
+      }
+      return got;
+    } finally {
+      if (!own) closeSync(fd);
+    }
+  }
+
+  private readHeader(
+    seg: number,
+    offset: number,
+  ): { total: number; count: number; firstSeq: number; metaLen: number } | undefined {
+    const h = Buffer.allocUnsafe(HEADER);
+    if (this.pread(seg, h, offset) < HEADER) return undefined;
+    const metaLen = h.readUInt16BE(16);
+    return {
+      total: HEADER + metaLen + h.readUInt32BE(0),
+      count: h.readUInt32BE(4),
+      firstSeq: h.readDoubleBE(8),
+      metaLen,
+    };
+  }
+
+  /** End of the last whole block of a segment, and the seq after it. */
+  private scanEnd(first: number): { end: number; nextSeq: number } {
+    const size = fstatSync(this.fd).size;
+    let offset = 0;
+    let nextSeq = first;
+    for (;;) {
+      const h = this.readHeader(first, offset);
+      if (!h || offset + h.total > size) break;
+      offset += h.total;
+      nextSeq = h.firstSeq + h.count;
+    }
+    return { end: offset, nextSeq };
+  }
+
+  private atomicWrite(file: string, text: string): void {
+    const tmp = `${file}.tmp`;
+    writeFileSync(tmp, text);
+    if (this.opts.fsync !== 'never') {
+      const fd = openSync(tmp, 'r');
+      fdatasyncSync(fd);
+      closeSync(fd);
+    }
+    renameSync(tmp, file);
+  }
+}

@@ -1,0 +1,133 @@
+/**
+ * Turns a record as Docker's fluentd driver sends it (`container_id`, `container_name` with a
+ * leading slash, `source`, `log`, plus chosen labels/env and `partial_*` keys) into the record
+ * Flotilla stores: `log`, `stream`, `service`, `host`, `container_name`, `container_id`, and the
+ * remaining keys untouched. `service` is the `service` label, else env SERVICE_NAME, else the
+ * container name. Pure, except `MetadataCache`, which asks dockerd (and remembers the answer, so
+ * lines a `--rm` container printed just before it was removed are still attributed).
+ */
+import type Docker from 'dockerode';
+import type { LogRecord } from './forward/codec.js';
+
+export interface ContainerMeta {
+  name: string;
+  labels: Record<string, string>;
+  env: Record<string, string>;
+}
+
+const str = (v: unknown): string | undefined =>
+  typeof v === 'string' && v !== '' ? v : Buffer.isBuffer(v) ? v.toString() : undefined;
+
+/** True when the record alone cannot name its service and container metadata would help. */
+export function needsMeta(rec: LogRecord): boolean {
+  return str(rec.service) === undefined && str(rec.SERVICE_NAME) === undefined;
+}
+
+export function serviceOf(rec: LogRecord, meta?: ContainerMeta): string {
+  return (
+    str(rec.service) ??
+    str(rec.SERVICE_NAME) ??
+    meta?.labels.service ??
+    meta?.env.SERVICE_NAME ??
+    containerName(rec, meta) ??
+    'unknown'
+  );
+}
+
+function containerName(rec: LogRecord, meta?: ContainerMeta): string | undefined {
+  const n = str(rec.container_name) ?? meta?.name;
+  return n?.replace(/^\//, '');
+}
+
+export function enrich(rec: LogRecord, host: string, meta?: ContainerMeta): LogRecord {
+  const { source, container_name: _n, container_id, log, ...rest } = rec;
+  const out: LogRecord = {
+    log: Buffer.isBuffer(log) ? log.toString() : (log ?? ''),
+    stream: str(source) ?? str(rec.stream) ?? 'stdout',
+    service: serviceOf(rec, meta),
+    host: str(rec.host) ?? host,
+    container_name: containerName(rec, meta) ?? '',
+    container_id: str(container_id) ?? '',
+  };
+  for (const [k, v] of Object.entries(rest)) if (!(k in out)) out[k] = v;
+  return out;
+}
+
+/** dockerd's inspect → ContainerMeta. */
+export function metaFromInspect(info: Docker.ContainerInspectInfo): ContainerMeta {
+  const env: Record<string, string> = {};
+  for (const kv of info.Config?.Env ?? []) {
+    const i = kv.indexOf('=');
+    if (i > 0) env[kv.slice(0, i)] = kv.slice(i + 1);
+  }
+  return { name: info.Name.replace(/^\//, ''), labels: info.Config?.Labels ?? {}, env };
+}
+
+/**
+ * Container metadata by id, asked of dockerd once and kept (bounded, oldest forgotten first).
+ * A failed lookup resolves to undefined (the record keeps its container name as service).
+ * `watch` inspects containers as they start, before their first line can race their removal.
+ */
+export class MetadataCache {
+  private readonly cache = new Map<string, Promise<ContainerMeta | undefined>>();
+
+  constructor(
+    private readonly docker: Docker | undefined,
+    private readonly max = 10_000,
+    private readonly timeoutMs = 2000,
+  ) {}
+
+  get(id: string): Promise<ContainerMeta | undefined> {
+    const hit = this.cache.get(id);
+    if (hit) return hit;
+    const p = this.lookup(id);
+    this.cache.set(id, p);
+    if (this.cache.size > this.max) this.cache.delete(this.cache.keys().next().value!);
+    return p;
+  }
+
+  /** Cached answer without waiting (undefined if not looked up or not back yet). */
+  peek(id: string): Promise<ContainerMeta | undefined> | undefined {
+    return this.cache.get(id);
+  }
+
+  async watch(signal: AbortSignal): Promise<void> {
+    if (!this.docker) return;
+    const stream = (await this.docker.getEvents({
+      filters: { type: ['container'], event: ['start'] },
+    })) as NodeJS.ReadableStream & { destroy(): void };
+    signal.addEventListener('abort', () => stream.destroy(), { once: true });
+    let rest = '';
+    stream.on('data', (chunk: Buffer) => {
+      const lines = (rest + chunk.toString()).split('\n');
+      rest = lines.pop() ?? '';
+      for (const line of lines) {
+        try {
+          const ev = JSON.parse(line) as { id?: string };
+          if (ev.id) void this.get(ev.id);
+        } catch {
+          // partial or foreign line: the lookup on first record covers it
+        }
+      }
+    });
+    stream.on('error', () => undefined);
+  }
+
+  private async lookup(id: string): Promise<ContainerMeta | undefined> {
+    if (!this.docker || !id) return undefined;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const info = await Promise.race([
+        this.docker.getContainer(id).inspect(),
+        new Promise<undefined>((resolve) => {
+          timer = setTimeout(() => resolve(undefined), this.timeoutMs);
+        }),
+      ]);
+      return info ? metaFromInspect(info) : undefined;
+    } catch {
+      return undefined;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}

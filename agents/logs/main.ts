@@ -1,0 +1,268 @@
+#!/usr/bin/env node
+/** `logsd agent` and `logsd aggregator`: flags → config → start → stop on signal. */
+import { existsSync, readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { runCommand } from '../common/agent.js';
+import type { FlagTable } from '../common/cli.js';
+import { ConfigError, UsageError } from '../common/errors.js';
+import { splitHostPort } from '../common/http.js';
+import { logFlags } from '../common/logger.js';
+import { startAgent } from './agent.js';
+import { startAggregator } from './aggregator/server.js';
+import type { FsyncPolicy } from './buffer.js';
+
+const SIZE_UNITS: Record<string, number> = {
+  '': 1,
+  k: 1024,
+  m: 1024 ** 2,
+  g: 1024 ** 3,
+  t: 1024 ** 4,
+};
+
+/** "512MiB", "10G", "1048576" → bytes. */
+export function parseSize(flag: string, text: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?$/i.exec(text.trim());
+  if (!m) throw new UsageError(`--${flag}: "${text}" is not a size like 512MiB or 10GiB`);
+  return Math.floor(Number(m[1]) * SIZE_UNITS[m[2]!.toLowerCase()]!);
+}
+
+function fsyncPolicy(v: string): FsyncPolicy {
+  if (v === 'always' || v === 'interval' || v === 'never') return v;
+  throw new UsageError(`--fsync: "${v}" must be always, interval or never`);
+}
+
+function readFile(flag: string, file: string | undefined): Buffer | undefined {
+  if (!file) return undefined;
+  try {
+    return readFileSync(file);
+  } catch (err) {
+    throw new ConfigError(`--${flag}: cannot read "${file}": ${(err as Error).message}`);
+  }
+}
+
+const fsyncFlag = {
+  type: 'string',
+  value: 'POLICY',
+  help: 'when to fdatasync: always (before each ack), interval (every second), never',
+  default: 'interval',
+} as const;
+
+const tlsFlags = {
+  'tls-ca': { type: 'string', value: 'FILE', help: 'CA bundle to verify the peer (TLS)' },
+  'tls-cert': { type: 'string', value: 'FILE', help: 'certificate (TLS)' },
+  'tls-key': { type: 'string', value: 'FILE', help: 'private key (TLS)' },
+} satisfies FlagTable;
+
+const agentFlags = {
+  listen: {
+    type: 'string',
+    value: 'HOST:PORT',
+    help: 'forward-protocol address for log drivers (Docker: --log-opt fluentd-address)',
+    default: '127.0.0.1:24224',
+    env: ['LOGSD_LISTEN'],
+  },
+  'unix-socket': { type: 'string', value: 'PATH', help: 'also listen on this unix socket' },
+  aggregator: {
+    type: 'list',
+    value: 'HOST:PORT',
+    help: 'aggregator to ship to; repeat for failover, tried in order',
+    env: ['LOGSD_AGGREGATOR'],
+  },
+  'buffer-dir': {
+    type: 'string',
+    value: 'DIR',
+    help: 'durable buffer directory (records wait here until the aggregator acks)',
+    default: '/var/lib/flotilla/logs-buffer',
+  },
+  'buffer-max-size': {
+    type: 'string',
+    value: 'SIZE',
+    help: 'buffer bound; when full, inputs are paused and not acked (backpressure, no drop)',
+    default: '1GiB',
+  },
+  fsync: fsyncFlag,
+  hostname: {
+    type: 'string',
+    value: 'NAME',
+    help: 'host name stamped on records',
+    default: hostname(),
+  },
+  'docker-socket': {
+    type: 'string',
+    value: 'PATH',
+    help: 'dockerd socket for container metadata (service label/env); "" to skip',
+    default: '/var/run/docker.sock',
+  },
+  'shared-key': {
+    type: 'string',
+    value: 'KEY',
+    help: 'forward-protocol shared key for the aggregator link',
+    env: ['LOGSD_SHARED_KEY'],
+  },
+  tls: { type: 'bool', help: 'use TLS to the aggregator' },
+  ...tlsFlags,
+  http: {
+    type: 'string',
+    value: 'HOST:PORT',
+    help: 'health and metrics address (/healthz /readyz /metrics)',
+    default: '127.0.0.1:24230',
+  },
+  ...logFlags,
+} satisfies FlagTable;
+
+const aggregatorFlags = {
+  listen: {
+    type: 'string',
+    value: 'HOST:PORT',
+    help: 'forward-protocol address agents ship to',
+    default: '0.0.0.0:24240',
+    env: ['LOGSD_LISTEN'],
+  },
+  http: {
+    type: 'string',
+    value: 'HOST:PORT',
+    help: 'query API + health + metrics address',
+    default: '0.0.0.0:24241',
+  },
+  'data-dir': {
+    type: 'string',
+    value: 'DIR',
+    help: 'store directory',
+    default: '/var/lib/flotilla/logs',
+  },
+  retention: { type: 'duration', help: 'delete records older than this', default: '168h' },
+  'retention-size': {
+    type: 'string',
+    value: 'SIZE',
+    help: 'delete the oldest segments while the store is bigger than this',
+    default: '10GiB',
+  },
+  fsync: fsyncFlag,
+  'shared-key': {
+    type: 'string',
+    value: 'KEY',
+    help: 'require agents to prove this forward-protocol shared key',
+    env: ['LOGSD_SHARED_KEY'],
+  },
+  ...tlsFlags,
+  'forward-out': {
+    type: 'string',
+    value: 'HOST:PORT',
+    help: 'also send stored records to this forward-protocol receiver (Fluentd, Fluent Bit, Vector)',
+  },
+  hostname: {
+    type: 'string',
+    value: 'NAME',
+    help: 'name used in the handshake',
+    default: hostname(),
+  },
+  ...logFlags,
+} satisfies FlagTable;
+
+function addr(flag: string, v: string) {
+  try {
+    return splitHostPort(v, `--${flag}`);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+}
+
+const TOP = `Usage: logsd <agent|aggregator> [flags]
+
+Flotilla's log pipeline daemons.
+  agent        per host: receives Docker's fluentd log driver, buffers durably, ships
+  aggregator   central: stores logs per service, serves the query API for \`logs\`
+
+Run \`logsd <command> --help\` for its flags.
+`;
+
+const [sub, ...rest] = process.argv.slice(2);
+if (sub === 'agent') {
+  await runCommand(
+    {
+      name: 'logsd agent',
+      usage: '--aggregator HOST:PORT [flags]',
+      description:
+        'Receives container logs over the Fluentd Forward protocol (Docker --log-driver fluentd),\n' +
+        'tags each record with service, host and container, keeps it in a durable disk buffer and\n' +
+        'ships it to the aggregator, acking the driver only once the record is on disk.',
+      flags: agentFlags,
+      async start(f, { log }) {
+        if (f.aggregator.length === 0)
+          throw new UsageError('--aggregator: at least one HOST:PORT needed');
+        const aggregators = f.aggregator.map((a) => addr('aggregator', a));
+        const listen = f.listen ? addr('listen', f.listen) : undefined;
+        const ca = readFile('tls-ca', f.tlsCa);
+        const cert = readFile('tls-cert', f.tlsCert);
+        const key = readFile('tls-key', f.tlsKey);
+        const agent = await startAgent({
+          ...(listen ? { listen } : {}),
+          ...(f.unixSocket ? { unixSocket: f.unixSocket } : {}),
+          bufferDir: f.bufferDir,
+          bufferMaxBytes: parseSize('buffer-max-size', f.bufferMaxSize),
+          fsync: fsyncPolicy(f.fsync),
+          aggregators,
+          hostname: f.hostname,
+          ...(f.sharedKey ? { sharedKey: f.sharedKey } : {}),
+          ...(f.tls || ca || cert
+            ? { tls: { ...(ca ? { ca } : {}), ...(cert ? { cert } : {}), ...(key ? { key } : {}) } }
+            : {}),
+          ...(f.dockerSocket && existsSync(f.dockerSocket) ? { dockerSocket: f.dockerSocket } : {}),
+          log,
+        });
+        const { startHealthServer } = await import('../common/http.js');
+        const h = addr('http', f.http);
+        const health = await startHealthServer({
+          ...h,
+          registry: agent.metrics.registry,
+          ready: () => (agent.shipper.connectedTo ? true : 'no aggregator connected'),
+        });
+        return async () => {
+          await health.close();
+          await agent.stop();
+        };
+      },
+    },
+    rest,
+  );
+} else if (sub === 'aggregator') {
+  await runCommand(
+    {
+      name: 'logsd aggregator',
+      usage: '[flags]',
+      description:
+        'Receives log batches from agents over the Fluentd Forward protocol, stores them per service\n' +
+        '(append-only segments, time index, dedup of resent batches, retention by age and size) and\n' +
+        'serves the query API used by `logs tail`, `logs services` and `logs export`.',
+      flags: aggregatorFlags,
+      async start(f, { log }) {
+        const cert = readFile('tls-cert', f.tlsCert);
+        const key = readFile('tls-key', f.tlsKey);
+        const ca = readFile('tls-ca', f.tlsCa);
+        if (Boolean(cert) !== Boolean(key))
+          throw new UsageError('--tls-cert and --tls-key go together');
+        const agg = await startAggregator({
+          listen: addr('listen', f.listen),
+          http: addr('http', f.http),
+          dataDir: f.dataDir,
+          fsync: fsyncPolicy(f.fsync),
+          retentionMs: f.retention,
+          maxBytes: parseSize('retention-size', f.retentionSize),
+          ...(f.sharedKey ? { sharedKey: f.sharedKey } : {}),
+          ...(cert && key ? { tls: { cert, key, ...(ca ? { ca, requestCert: true } : {}) } } : {}),
+          ...(f.forwardOut ? { forwardOut: addr('forward-out', f.forwardOut) } : {}),
+          hostname: f.hostname,
+          log,
+        });
+        return () => agg.stop();
+      },
+    },
+    rest,
+  );
+} else if (sub === undefined || sub === '--help' || sub === '-h' || sub === 'help') {
+  process.stdout.write(TOP);
+  process.exit(sub === undefined ? 2 : 0);
+} else {
+  process.stderr.write(`logsd: unknown command "${sub}" (agent or aggregator)\n`);
+  process.exit(2);
+}

@@ -55,9 +55,13 @@ export async function waitSubnetEnv(h: Host, timeoutMs = 15_000): Promise<Record
 }
 
 /** GET on the agent's health port from the test process (the host IP is reachable from here). */
-export function httpGet(h: Host, path: string): Promise<{ status: number; body: string }> {
+export function httpGet(
+  h: Host,
+  path: string,
+  port = HEALTH_PORT,
+): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    const req = get({ host: h.ip, port: HEALTH_PORT, path, timeout: 2000 }, (res) => {
+    const req = get({ host: h.ip, port, path, timeout: 2000 }, (res) => {
       let body = '';
       res.on('data', (c: Buffer) => (body += c.toString()));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));

@@ -183,6 +183,8 @@ test('vagrant/Vagrantfile: run with Vagrant stubbed, it defines core-01..03 on 1
     const sync = calls.find((c) => c.path === 'vm.define.core-02.vm.synced_folder')!;
     assert.equal(sync.args[1], '/home/core/share');
     assert.equal(sync.kw['type'], 'nfs');
+    const shell = calls.find((c) => c.path === 'vm.define.core-01.vm.provision' && c.args[0] === 'shell');
+    assert.match(String(shell?.kw['inline']), /systemd-run --no-block .*coreos-cloudinit --from-file/);
     const memory = calls.find((c) => c.path === 'vm.provider.memory');
     assert.deepEqual(memory?.args, [2048]);
     const env = readFileSync(join(dir, '.generated', 'cluster.env'), 'utf8');

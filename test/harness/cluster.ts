@@ -132,6 +132,7 @@ export class Host {
       env: opts.env ?? process.env,
       ...(opts.pipe !== undefined ? { pipe: opts.pipe } : {}),
       ...(opts.cwd !== undefined ? { cwd: opts.cwd } : {}),
+      detached: this.cluster.persistent,
     });
     this.cluster.track(p.pid, `${this.name}: ${cmd.join(' ').slice(0, 120)}`);
     return p;

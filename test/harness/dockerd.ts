@@ -61,10 +61,11 @@ export async function startDockerd(
   netns: string,
   dir: string,
   o: DockerOptions,
+  detached = false,
 ): Promise<DockerHandle> {
   mkdirSync(dir, { recursive: true });
   const { args, socket } = dockerdArgs(netns, dir, o);
-  const proc = startProcess(args, { logFile: join(dir, 'dockerd.log') });
+  const proc = startProcess(args, { logFile: join(dir, 'dockerd.log'), detached });
   const docker = new Docker({ socketPath: socket });
   let exitedEarly: number | string | undefined;
   void proc.exited.then((c) => (exitedEarly = c));

@@ -17,6 +17,7 @@ export async function startEtcd(opts: {
   ip: string;
   dir: string;
   name: string;
+  detached?: boolean;
 }): Promise<EtcdHandle> {
   const dataDir = join(opts.dir, 'etcd');
   mkdirSync(dataDir, { recursive: true });
@@ -45,7 +46,7 @@ export async function startEtcd(opts: {
       '--log-level',
       'warn',
     ],
-    { logFile: join(opts.dir, 'etcd.log'), env: { ...process.env, ETCD_UNSUPPORTED_ARCH: '' } },
+    { logFile: join(opts.dir, 'etcd.log'), detached: opts.detached ?? false },
   );
   await waitFor(
     `etcd at ${client}`,

@@ -101,15 +101,24 @@ export interface StartedProcess {
  */
 export function startProcess(
   cmd: string[],
-  opts: { logFile: string; env?: NodeJS.ProcessEnv; pipe?: boolean; cwd?: string },
+  opts: {
+    logFile: string;
+    env?: NodeJS.ProcessEnv;
+    pipe?: boolean;
+    cwd?: string;
+    detached?: boolean;
+  },
 ): StartedProcess {
   const fd = openSync(opts.logFile, 'a');
   const child = spawn(cmd[0]!, cmd.slice(1), {
     stdio: ['ignore', opts.pipe ? 'pipe' : fd, opts.pipe ? 'pipe' : fd],
     env: opts.env ?? process.env,
     cwd: opts.cwd,
+    detached: opts.detached ?? false,
   });
   closeSync(fd);
+  // A detached process (the local cluster's daemons) outlives this one.
+  if (opts.detached) child.unref();
   if (child.pid === undefined) throw new Error(`cannot start ${cmd[0]}`);
   const exited = new Promise<number | string>((resolve) => {
     child.on('exit', (code, signal) => resolve(code ?? signal ?? -1));

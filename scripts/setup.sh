@@ -16,6 +16,9 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  npm ci --no-audit --no-fund --loglevel=error
+  # `npm install` honours the lock; `npm ci` refuses it because msgpackr's optional darwin/win32
+  # native builds are not served by this machine's registry, so the lock cannot list them.
+  npm install --no-audit --no-fund --loglevel=error
+  touch node_modules/.package-lock.json
 fi
 npx tsc -p tsconfig.json

@@ -4,10 +4,10 @@
  * `npm run cluster -- status | down | exec HOST -- CMD` manage it.
  */
 import { spawnSync } from 'node:child_process';
-import { startCluster, loadState, teardown, alive, type Cluster } from '../test/harness/index.js';
+import { loadState, teardown, alive, type Cluster } from '../test/harness/index.js';
+import { demonstrate, upLocalCluster, type LocalCluster } from './local-cluster.js';
 
 const ID = 'demo';
-const HOSTS = 3;
 
 function usage(): never {
   process.stderr.write(
@@ -18,19 +18,6 @@ function usage(): never {
       '  exec    run CMD inside host HOST (1, h1 or the namespace name), e.g. exec 1 -- ip route\n',
   );
   process.exit(2);
-}
-
-async function step<T>(what: string, fn: () => Promise<T>): Promise<T> {
-  const t0 = Date.now();
-  process.stdout.write(`• ${what} … `);
-  try {
-    const v = await fn();
-    process.stdout.write(`done (${((Date.now() - t0) / 1000).toFixed(1)} s)\n`);
-    return v;
-  } catch (err) {
-    process.stdout.write(`failed\n`);
-    throw err;
-  }
 }
 
 function printAccess(c: {
@@ -68,17 +55,22 @@ async function up(): Promise<void> {
     process.exit(130);
   };
   process.once('SIGINT', abort);
+  let lc: LocalCluster;
   try {
-    cluster = await step(`etcd and ${HOSTS} hosts, each with its own dockerd`, () =>
-      startCluster({ name: 'local', hosts: HOSTS, id: ID, persistent: true, docker: true }),
-    );
+    lc = await upLocalCluster({
+      id: ID,
+      persistent: true,
+      progress: (l) => process.stdout.write(`${l}\n`),
+    });
+    cluster = lc.cluster;
   } catch (err) {
     const s = loadState(ID);
-    if (s) teardown(s);
+    if (s && process.env['FLOTILLA_KEEP_FAILED'] !== '1') teardown(s);
     throw err;
   }
   process.removeListener('SIGINT', abort);
   process.stdout.write(`\nlocal cluster up in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
+  await demonstrate(lc, (l) => process.stdout.write(`${l}\n`));
   printAccess({ hosts: cluster.state.hosts, etcdEndpoints: cluster.etcdEndpoints });
   // Open dockerode sockets would keep this process alive; the daemons run on without it.
   process.exit(0);

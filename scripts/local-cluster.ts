@@ -1,0 +1,321 @@
+/**
+ * The main job on one machine, shared by `npm start` and its end-to-end test: a 3-host cluster on
+ * the harness running every agent with the command taken from its unit file (units/), so the
+ * units cannot drift from what is tested. Host 1 also runs the log aggregator; nginx@1 and its
+ * sidekick run on host 2, nginx@2 and its sidekick on host 3.
+ */
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startCluster, waitFor, type Cluster, type Host } from '../test/harness/index.js';
+import { localCommand } from './units/local-command.js';
+import { dockerOptionsFromDropIn } from './units/docker-dropin.js';
+
+export const REPO = fileURLToPath(new URL('../..', import.meta.url));
+const UNITS = join(REPO, 'units');
+export const OVERLAY_NETWORK = '10.5.0.0/16';
+/** busybox httpd in the test image stands in for nginx; -vv logs each request to stderr. */
+const NGINX_COMMAND = 'httpd -f -vv -p 80 -h /var/www';
+
+export interface LocalClusterOptions {
+  id?: string;
+  persistent?: boolean;
+  /** Progress lines (step, seconds). */
+  progress?: (line: string) => void;
+}
+
+export interface LocalCluster {
+  cluster: Cluster;
+  aggregatorHttp: string;
+  /** host index (0-based) of each nginx instance. */
+  nginx: { instance: number; host: Host; container: string }[];
+}
+
+function unit(name: string): string {
+  return readFileSync(join(UNITS, name), 'utf8');
+}
+
+function hostPaths(h: Host): Record<string, string> {
+  return {
+    '/run/flannel/': join(h.dir, 'run/flannel/'),
+    '/var/lib/flotilla/': join(h.dir, 'var/lib/flotilla/'),
+  };
+}
+
+export function parseEnvFile(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const line of text.split('\n')) {
+    const m = /^([A-Z_][A-Z0-9_]*)=(.*)$/.exec(line.trim());
+    if (m) out[m[1]!] = m[2]!.replace(/^"(.*)"$/, '$1');
+  }
+  return out;
+}
+
+/** Runs one unit's ExecStart on `host`, tracked for teardown. */
+function startUnit(
+  c: Cluster,
+  host: Host,
+  unitFile: string,
+  instanceName: string,
+  extraEnv: Record<string, string> = {},
+) {
+  const env = {
+    COREOS_PRIVATE_IPV4: host.ip,
+    FLOTILLA_ETCD_ENDPOINTS: c.etcdEndpoints.join(','),
+    FLOTILLA_LOGS_AGGREGATOR: `${c.hosts[0]!.ip}:24240`,
+    NGINX_IMAGE: 'flotilla-test',
+    NGINX_COMMAND,
+    ...extraEnv,
+  };
+  const argv = localCommand(unit(unitFile), {
+    name: instanceName,
+    env,
+    specifiers: { H: host.name },
+    relocate: hostPaths(host),
+    repoRoot: REPO,
+  });
+  const procEnv = {
+    ...process.env,
+    ...(host.dockerHandle ? { DOCKER_HOST: `unix://${host.dockerSocket}` } : {}),
+  };
+  return host.spawn(argv, { env: procEnv, logName: instanceName.replace(/\.service$/, '') });
+}
+
+export async function upLocalCluster(o: LocalClusterOptions = {}): Promise<LocalCluster> {
+  const say = o.progress ?? (() => undefined);
+  async function step<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    const t0 = Date.now();
+    const v = await fn();
+    say(`• ${what} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
+    return v;
+  }
+  const cluster = await step('etcd and 3 hosts (network namespaces on one underlay)', () =>
+    startCluster({
+      name: 'local',
+      hosts: 3,
+      ...(o.id ? { id: o.id } : {}),
+      persistent: o.persistent ?? false,
+    }),
+  );
+  try {
+    const [h1, h2, h3] = cluster.hosts as [Host, Host, Host];
+    for (const h of cluster.hosts)
+      for (const d of Object.values(hostPaths(h))) mkdirSync(d, { recursive: true });
+    await step(`overlay config ${OVERLAY_NETWORK} (vxlan) in etcd`, async () => {
+      const r = await h1.exec([
+        'etcdctl',
+        '--endpoints',
+        cluster.etcdEndpoints[0]!,
+        'put',
+        '/coreos.com/network/config',
+        JSON.stringify({ Network: OVERLAY_NETWORK, Backend: { Type: 'vxlan' } }),
+      ]);
+      if (r.code !== 0) throw new Error(`etcdctl put: ${r.stderr}`);
+    });
+    const subnets = await step(
+      'overlayd on every host (overlayd.service): leases and VXLAN',
+      async () => {
+        for (const h of cluster.hosts)
+          startUnit(cluster, h, 'overlayd.service', 'overlayd.service');
+        return Promise.all(
+          cluster.hosts.map((h) =>
+            waitFor(
+              `${h.name}: subnet file`,
+              () => {
+                const f = join(hostPaths(h)['/run/flannel/']!, 'subnet.env');
+                if (!existsSync(f)) return undefined;
+                const env = parseEnvFile(readFileSync(f, 'utf8'));
+                return env['FLANNEL_SUBNET'] && env['FLANNEL_MTU'] ? env : undefined;
+              },
+              20_000,
+            ),
+          ),
+        );
+      },
+    );
+    await step('log aggregator on host 1 (logs-aggregator@1.service)', async () => {
+      startUnit(cluster, h1, 'logs-aggregator@.service', 'logs-aggregator@1.service');
+      await waitFor(
+        'aggregator HTTP',
+        async () => (await fetch(`http://${h1.ip}:24241/healthz`)).ok,
+        20_000,
+      );
+    });
+    await step('logsd agent on every host (logsd.service)', async () => {
+      for (const h of cluster.hosts) startUnit(cluster, h, 'logsd.service', 'logsd.service');
+      await Promise.all(
+        cluster.hosts.map((h) =>
+          waitFor(
+            `${h.name}: logsd listening`,
+            async () =>
+              (await h.exec(['sh', '-c', 'ss -Hltn sport = :24224'])).stdout.trim() !== '',
+            20_000,
+          ),
+        ),
+      );
+    });
+    await step(
+      'dockerd per host with the drop-in options (docker.service.d/50-flotilla.conf)',
+      async () => {
+        const dropIn = unit('docker.service.d/50-flotilla.conf');
+        for (const [i, h] of cluster.hosts.entries()) {
+          const s = subnets[i]!;
+          const d = dockerOptionsFromDropIn(dropIn, {
+            FLANNEL_SUBNET: s['FLANNEL_SUBNET']!,
+            FLANNEL_MTU: s['FLANNEL_MTU']!,
+          });
+          await h.startDocker({
+            bip: d.bip,
+            mtu: d.mtu,
+            dns: d.dns,
+            logDriver: d.logDriver,
+            logOpts: d.logOpts,
+            extra: ['--ip-masq=false'],
+          });
+        }
+      },
+    );
+    await step('dnsd on every host (dnsd.service)', async () => {
+      for (const h of cluster.hosts) startUnit(cluster, h, 'dnsd.service', 'dnsd.service');
+      await Promise.all(
+        cluster.hosts.map((h, i) => {
+          const bridge = subnets[i]!['FLANNEL_SUBNET']!.split('/')[0]!;
+          return waitFor(
+            `${h.name}: dnsd on ${bridge}:53`,
+            async () =>
+              (await h.exec(['dig', `@${bridge}`, '+time=1', '+tries=1', 'skydns.local', 'SOA']))
+                .code === 0,
+            20_000,
+          );
+        }),
+      );
+    });
+    const nginx = await step(
+      'nginx@1 on host 2 and nginx@2 on host 3, each with its sidekick',
+      async () => {
+        const placed: LocalCluster['nginx'] = [
+          { instance: 1, host: h2, container: 'nginx-1' },
+          { instance: 2, host: h3, container: 'nginx-2' },
+        ];
+        for (const n of placed) {
+          startUnit(cluster, n.host, 'nginx@.service', `nginx@${n.instance}.service`);
+          startUnit(
+            cluster,
+            n.host,
+            'nginx-announce@.service',
+            `nginx-announce@${n.instance}.service`,
+          );
+        }
+        await Promise.all(
+          placed.map((n) =>
+            waitFor(
+              `${n.container} announced`,
+              async () => {
+                const r = await h1.exec([
+                  'dig',
+                  `@${subnets[0]!['FLANNEL_SUBNET']!.split('/')[0]!}`,
+                  '+short',
+                  `${n.instance}.web.skydns.local`,
+                ]);
+                return r.stdout.trim() !== '';
+              },
+              30_000,
+            ),
+          ),
+        );
+        return placed;
+      },
+    );
+    return { cluster, aggregatorHttp: `http://${h1.ip}:24241`, nginx };
+  } catch (err) {
+    // FLOTILLA_KEEP_FAILED=1 leaves a failed cluster up for inspection (`npm run cluster -- down` removes it).
+    if (process.env['FLOTILLA_KEEP_FAILED'] !== '1') await cluster.stop();
+    throw err;
+  }
+}
+
+export interface Demo {
+  leases: { subnet: string; publicIp: string }[];
+  fetched: { url: string; body: string };
+  dig: { answer: string[]; nginxIps: string[] };
+  logs: { lines: string[] };
+}
+
+/**
+ * Shows what a newcomer wants to see, and returns it for the end-to-end test to assert: the
+ * leases, a container on host 1 fetching a page from nginx on host 3 over the overlay, `dig
+ * web.skydns.local` from a container answering both instances, and `logs tail --service nginx`.
+ */
+export async function demonstrate(
+  lc: LocalCluster,
+  say: (line: string) => void = () => undefined,
+): Promise<Demo> {
+  const { cluster } = lc;
+  const h1 = cluster.hosts[0]!;
+  const ep = cluster.etcdEndpoints[0]!;
+  const leaseOut = await h1.exec([
+    'etcdctl',
+    '--endpoints',
+    ep,
+    'get',
+    '--prefix',
+    '/coreos.com/network/subnets/',
+  ]);
+  const lines = leaseOut.stdout.trim().split('\n');
+  const leases: Demo['leases'] = [];
+  for (let i = 0; i + 1 < lines.length; i += 2) {
+    const subnet = lines[i]!.split('/').pop()!.replace('-', '/');
+    const publicIp = (JSON.parse(lines[i + 1]!) as { PublicIP: string }).PublicIP;
+    leases.push({ subnet, publicIp });
+  }
+  say('\nsubnet leases (etcd /coreos.com/network/subnets):');
+  for (const l of leases) say(`  ${l.subnet.padEnd(16)} host ${l.publicIp}`);
+
+  const nginxIps = await Promise.all(lc.nginx.map((n) => n.host.containerIp(n.container)));
+  const far = lc.nginx[lc.nginx.length - 1]!;
+  const url = `http://${nginxIps[nginxIps.length - 1]}/`;
+  const fetch = await h1.run(['wget', '-qO-', '-T', '5', url]);
+  if (fetch.code !== 0) throw new Error(`wget ${url} from host 1 failed: ${fetch.stderr}`);
+  say(
+    `\na container on host 1 fetches ${url} (${far.container} on host ${far.host.index}) over the overlay:`,
+  );
+  say(`  ${fetch.stdout.trim()}`);
+
+  const dig = await h1.run(['dig', '+short', 'web.skydns.local']);
+  const answer = dig.stdout.trim().split('\n').filter(Boolean).sort();
+  say('\ndig +short web.skydns.local, from a container on host 1:');
+  for (const a of answer) say(`  ${a}`);
+
+  // One more request to each instance so both hosts have fresh log lines.
+  for (const ip of nginxIps) await h1.run(['wget', '-qO-', '-T', '5', `http://${ip}/`]);
+  const cli = join(REPO, 'dist/agents/logs/cli-main.js');
+  const { run } = await import('../test/harness/index.js');
+  const logs = await waitFor(
+    'log lines from both nginx hosts',
+    async () => {
+      const r = await run([
+        process.execPath,
+        cli,
+        'tail',
+        '--service',
+        'nginx',
+        '-n',
+        '20',
+        '--server',
+        lc.aggregatorHttp,
+      ]);
+      const got = r.stdout.trim().split('\n').filter(Boolean);
+      return lc.nginx.every((n) => got.some((l) => l.includes(n.host.name))) ? got : undefined;
+    },
+    15_000,
+    300,
+  );
+  say(`\nlogs tail --service nginx --server ${lc.aggregatorHttp}:`);
+  for (const l of logs.slice(-8)) say(`  ${l}`);
+  return {
+    leases,
+    fetched: { url, body: fetch.stdout },
+    dig: { answer, nginxIps },
+    logs: { lines: logs },
+  };
+}

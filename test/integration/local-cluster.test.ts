@@ -1,0 +1,65 @@
+// End to end: the cluster `npm start` brings up — every agent started from its unit file — shows
+// cross-host HTTP over the overlay, DNS answers with both nginx instances, and log lines from both
+// hosts; teardown leaves nothing behind.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { alive, listNamespaces } from '../harness/index.js';
+import { demonstrate, upLocalCluster, OVERLAY_NETWORK } from '../../scripts/local-cluster.js';
+
+function inNetwork(ip: string, cidr: string): boolean {
+  const [base, len] = cidr.split('/') as [string, string];
+  const toInt = (a: string) => a.split('.').reduce((n, o) => n * 256 + Number(o), 0);
+  const mask = len === '0' ? 0 : (~0 << (32 - Number(len))) >>> 0;
+  return (toInt(ip) & mask) >>> 0 === (toInt(base) & mask) >>> 0;
+}
+
+test(
+  'the local cluster serves HTTP across hosts, DNS for both nginx instances, and their logs',
+  { timeout: 240_000 },
+  async () => {
+    const t0 = Date.now();
+    const lc = await upLocalCluster();
+    const upSeconds = (Date.now() - t0) / 1000;
+    const { cluster } = lc;
+    const pids = () => cluster.state.pids.map((p) => p.pid);
+    const started = pids();
+    try {
+      assert.ok(upSeconds < 60, `up in ${upSeconds} s, want < 60 s`);
+      const demo = await demonstrate(lc);
+
+      // One lease per host, inside the overlay network, each naming its host's underlay address.
+      assert.equal(demo.leases.length, 3);
+      assert.deepEqual(
+        demo.leases.map((l) => l.publicIp).sort(),
+        cluster.hosts.map((h) => h.ip).sort(),
+      );
+      for (const l of demo.leases)
+        assert.ok(inNetwork(l.subnet.split('/')[0]!, OVERLAY_NETWORK), l.subnet);
+
+      // nginx containers have overlay addresses; host 1 fetched the page from host 3's.
+      for (const ip of demo.dig.nginxIps)
+        assert.ok(inNetwork(ip, OVERLAY_NETWORK), `${ip} not on the overlay`);
+      assert.equal(demo.fetched.body, 'hello from flotilla-test\n');
+
+      // dig web.skydns.local from a container answers exactly both instances.
+      assert.deepEqual(demo.dig.answer, [...demo.dig.nginxIps].sort());
+
+      // logs tail --service nginx has lines from both hosts' containers.
+      for (const n of lc.nginx) {
+        assert.ok(
+          demo.logs.lines.some((l) => l.includes(n.host.name) && l.includes(n.container)),
+          `no line from ${n.container} on ${n.host.name}:\n${demo.logs.lines.join('\n')}`,
+        );
+      }
+    } finally {
+      await cluster.stop();
+    }
+    assert.deepEqual(
+      listNamespaces().filter((n) => n.startsWith(`flt${cluster.id}-`)),
+      [],
+    );
+    assert.deepEqual(started.filter(alive), []);
+    assert.equal(existsSync(cluster.dir), false);
+  },
+);

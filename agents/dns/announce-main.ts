@@ -3,7 +3,7 @@
  * `announce`, the sidekick: writes one SkyDNS record under an etcd lease, keeps it alive,
  * deletes it on SIGTERM/SIGINT. Exit 1 with a clear error when etcd is unreachable at start.
  */
-import Docker from 'dockerode';
+import { dockerClient, dockerFlags } from '../common/docker.js';
 import { runCommand } from '../common/agent.js';
 import type { FlagTable } from '../common/cli.js';
 import { ConfigError, UsageError } from '../common/errors.js';
@@ -37,13 +37,7 @@ const flags = {
     help: 'how long to wait for --container',
     default: '5m',
   },
-  'docker-host': {
-    type: 'string',
-    value: 'SOCKET',
-    help: 'Docker API socket',
-    default: '/var/run/docker.sock',
-    env: ['DOCKER_SOCK'],
-  },
+  ...dockerFlags('Docker API for --container'),
   ...etcdFlags('SKYDNS'),
   ...logFlags,
 } satisfies FlagTable;
@@ -78,7 +72,7 @@ await runCommand({
     let host = f.host ?? '';
     let port = f.port ?? 0;
     if (f.container) {
-      const docker = new Docker({ socketPath: f.dockerHost });
+      const docker = dockerClient(f.dockerHost);
       try {
         const a = await waitForContainer(docker, f.container, f.containerTimeout, log);
         host ||= a.ip;

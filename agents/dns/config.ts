@@ -3,6 +3,7 @@
  * (`--domain skydns.local.`, `--prefix /skydns`, `--ttl 3600`, `--min-ttl 60`); listen
  * addresses and forwarding networks also pick up the overlay's subnet file when present.
  */
+import { dockerFlags } from '../common/docker.js';
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import type { Flags, FlagTable } from '../common/cli.js';
@@ -69,13 +70,7 @@ export const dnsdFlags = {
     type: 'bool',
     help: 'registrator mode: announce running containers labelled service=NAME (+ service.port)',
   },
-  'docker-host': {
-    type: 'string',
-    value: 'SOCKET',
-    help: 'Docker API socket for --docker',
-    default: '/var/run/docker.sock',
-    env: ['DOCKER_SOCK'],
-  },
+  ...dockerFlags('Docker API for --docker'),
   ...logFlags,
 } satisfies FlagTable;
 

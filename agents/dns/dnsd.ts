@@ -4,6 +4,7 @@
  * etcd being down at start is not fatal: the server answers (empty zone, forwarding works)
  * and /readyz says not ready until the first snapshot loads.
  */
+import { dockerSocketPath } from '../common/docker.js';
 import { createEtcd } from '../common/etcd.js';
 import { startHealthServer, type HealthServer } from '../common/http.js';
 import type { Logger } from '../common/logger.js';
@@ -88,7 +89,7 @@ export async function startDnsd(flags: DnsdFlags, log: Logger): Promise<() => Pr
         client,
         prefix: cfg.prefix,
         zone: cfg.zones[0]!,
-        socketPath: flags.dockerHost,
+        socketPath: dockerSocketPath(flags.dockerHost),
         log,
       });
     }

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 /** `logsd agent` and `logsd aggregator`: flags → config → start → stop on signal. */
-import { existsSync, readFileSync } from 'node:fs';
+import { dockerFlags, dockerSocketPath } from '../common/docker.js';
+import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { runCommand } from '../common/agent.js';
 import type { FlagTable } from '../common/cli.js';
@@ -87,12 +88,7 @@ const agentFlags = {
     help: 'host name stamped on records',
     default: hostname(),
   },
-  'docker-socket': {
-    type: 'string',
-    value: 'PATH',
-    help: 'dockerd socket for container metadata (service label/env); "" to skip',
-    default: '/var/run/docker.sock',
-  },
+  ...dockerFlags('dockerd for container metadata (service label/env); "" to skip'),
   'shared-key': {
     type: 'string',
     value: 'KEY',
@@ -207,7 +203,7 @@ if (sub === 'agent') {
           ...(f.tls || ca || cert
             ? { tls: { ...(ca ? { ca } : {}), ...(cert ? { cert } : {}), ...(key ? { key } : {}) } }
             : {}),
-          ...(f.dockerSocket && existsSync(f.dockerSocket) ? { dockerSocket: f.dockerSocket } : {}),
+          ...(f.dockerHost ? { dockerSocket: dockerSocketPath(f.dockerHost) } : {}),
           log,
         });
         const { startHealthServer } = await import('../common/http.js');

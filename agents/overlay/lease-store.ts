@@ -72,15 +72,13 @@ export class LeaseStore extends EventEmitter<StoreEvents> {
   async sync(): Promise<void> {
     const rev = await this.list();
     if (this.closed) return;
-    const w = await this.client
+    // Listeners go on before the watch is created: a start revision that was compacted away is
+    // answered with "created" and "canceled" together, and the error must not be missed.
+    const w = this.client
       .watch()
       .prefix(subnetsPrefix(this.prefix))
       .startRevision(String(BigInt(rev) + 1n))
-      .create();
-    if (this.closed) {
-      await w.cancel();
-      return;
-    }
+      .watcher();
     this.watcher = w;
     w.on('data', (res) => {
       for (const ev of res.events) this.apply(ev.kv, ev.type === 'Delete');
@@ -90,7 +88,8 @@ export class LeaseStore extends EventEmitter<StoreEvents> {
       if (this.closed || this.watcher !== w) return;
       this.watcher = undefined;
       this.emit('relist', errorMessage(err));
-      void w.cancel().catch(() => undefined);
+      // etcd3 has already dropped a cancelled watcher; cancelling it again makes the library
+      // throw "Failed to find watcher" from inside its stream handler.
       const retry = () => {
         if (this.closed) return;
         this.sync().catch((e: unknown) => {

@@ -78,6 +78,9 @@ function startUnit(
     ...process.env,
     ...(host.dockerHandle ? { DOCKER_HOST: `unix://${host.dockerSocket}` } : {}),
   };
+  // The one-machine cluster has no upstream resolver it may send to (only loopback and our own
+  // namespaces are fair targets), so dnsd answers its zone and refuses to forward.
+  if (unitFile === 'dnsd.service') argv.push('--no-rec');
   return host.spawn(argv, { env: procEnv, logName: instanceName.replace(/\.service$/, '') });
 }
 
@@ -274,7 +277,7 @@ export async function demonstrate(
   const nginxIps = await Promise.all(lc.nginx.map((n) => n.host.containerIp(n.container)));
   const far = lc.nginx[lc.nginx.length - 1]!;
   const url = `http://${nginxIps[nginxIps.length - 1]}/`;
-  const fetch = await h1.run(['wget', '-qO-', '-T', '5', url]);
+  const fetch = await h1.run(['timeout', '5', 'wget', '-qO-', url]);
   if (fetch.code !== 0) throw new Error(`wget ${url} from host 1 failed: ${fetch.stderr}`);
   say(
     `\na container on host 1 fetches ${url} (${far.container} on host ${far.host.index}) over the overlay:`,
@@ -287,7 +290,7 @@ export async function demonstrate(
   for (const a of answer) say(`  ${a}`);
 
   // One more request to each instance so both hosts have fresh log lines.
-  for (const ip of nginxIps) await h1.run(['wget', '-qO-', '-T', '5', `http://${ip}/`]);
+  for (const ip of nginxIps) await h1.run(['timeout', '5', 'wget', '-qO-', `http://${ip}/`]);
   const cli = join(REPO, 'dist/agents/logs/cli-main.js');
   const { run } = await import('../test/harness/index.js');
   const logs = await waitFor(

@@ -1,6 +1,6 @@
 /**
  * The test image `flotilla-test`, built without a registry: busybox-static (sh, httpd, wget, nc,
- * ping, …, one symlink per applet) plus `dig` and the shared libraries `ldd` lists for it,
+ * ping, …, one symlink per applet; note busybox 1.35's `wget -T` segfaults: use `timeout 5 wget`) plus `dig` and the shared libraries `ldd` lists for it,
  * packed with tar-stream and imported into a host's dockerd.
  */
 import { execFileSync } from 'node:child_process';

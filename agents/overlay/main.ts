@@ -5,7 +5,7 @@ import { createEtcd, etcdFlags } from '../common/etcd.js';
 import { startHealthServer } from '../common/http.js';
 import { logFlags } from '../common/logger.js';
 import { metricsFor } from '../common/metrics.js';
-import { UsageError } from '../common/errors.js';
+import { UsageError, errorMessage } from '../common/errors.js';
 import type { FlagTable } from '../common/cli.js';
 import { OverlayNetwork } from './network.js';
 
@@ -126,6 +126,11 @@ await runCommand({
       resyncMs: f.resyncInterval,
       log,
       metrics,
+      onFatal: (err) => {
+        log.fatal(`overlayd cannot continue: ${errorMessage(err)}`);
+        process.stderr.write(`overlayd: ${errorMessage(err)}\n`);
+        void net.stop().finally(() => process.exit(1));
+      },
     });
     try {
       await net.start();

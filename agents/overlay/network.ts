@@ -40,6 +40,8 @@ export interface NetworkOptions {
   resyncMs: number;
   log: Logger;
   metrics: MetricSet;
+  /** Called when the loop cannot go on (e.g. the kernel refuses the device); main exits 1. */
+  onFatal: (err: unknown) => void;
 }
 
 /**
@@ -175,11 +177,7 @@ export class OverlayNetwork {
       `using interface ${this.external.link.name} (${formatIPv4(this.external.localIP)}), public IP ${formatIPv4(this.external.publicIP)}`,
     );
     void this.run(t0).catch((err: unknown) => {
-      if (!this.stopped) {
-        this.o.log.fatal(`overlay stopped: ${errorMessage(err)}`);
-        process.exitCode = 1;
-        process.kill(process.pid, 'SIGTERM');
-      }
+      if (!this.stopped) this.o.onFatal(err);
     });
   }
 

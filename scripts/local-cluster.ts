@@ -74,9 +74,10 @@ function startUnit(
     relocate: hostPaths(host),
     repoRoot: REPO,
   });
+  // The host's dockerd socket, also for agents started before dockerd (logsd is Before=docker).
   const procEnv = {
     ...process.env,
-    ...(host.dockerHandle ? { DOCKER_HOST: `unix://${host.dockerSocket}` } : {}),
+    DOCKER_HOST: `unix://${join(host.dir, 'docker', 'docker.sock')}`,
   };
   // The one-machine cluster has no upstream resolver it may send to (only loopback and our own
   // namespaces are fair targets), so dnsd answers its zone and refuses to forward.

@@ -54,6 +54,25 @@ export interface ContainerRunOptions {
   timeoutMs?: number;
 }
 
+/** Collects a multiplexed Docker attach/exec stream into stdout and stderr. */
+function collectOutput(docker: Docker, stream: NodeJS.ReadableStream) {
+  const chunks = { stdout: [] as Buffer[], stderr: [] as Buffer[] };
+  const out = new PassThrough();
+  const err = new PassThrough();
+  out.on('data', (c: Buffer) => chunks.stdout.push(c));
+  err.on('data', (c: Buffer) => chunks.stderr.push(c));
+  docker.modem.demuxStream(stream, out, err);
+  const ended = new Promise<void>((resolve) => {
+    stream.on('end', resolve);
+    stream.on('close', resolve);
+  });
+  const text = () => ({
+    stdout: Buffer.concat(chunks.stdout).toString(),
+    stderr: Buffer.concat(chunks.stderr).toString(),
+  });
+  return { ended, text };
+}
+
 const active = new Set<Cluster>();
 let handlersInstalled = false;
 
@@ -192,17 +211,7 @@ export class Host {
       return { id: container.id, code: 0, stdout: '', stderr: '' };
     }
     const stream = await container.attach({ stream: true, stdout: true, stderr: true });
-    const out = new PassThrough();
-    const err = new PassThrough();
-    const outChunks: Buffer[] = [];
-    const errChunks: Buffer[] = [];
-    out.on('data', (c: Buffer) => outChunks.push(c));
-    err.on('data', (c: Buffer) => errChunks.push(c));
-    docker.modem.demuxStream(stream, out, err);
-    const ended = new Promise<void>((resolve) => {
-      stream.on('end', resolve);
-      stream.on('close', resolve);
-    });
+    const output = collectOutput(docker, stream);
     await container.start();
     const timeoutMs = opts.timeoutMs ?? 60_000;
     let timer: NodeJS.Timeout | undefined;
@@ -221,14 +230,9 @@ export class Host {
       }),
     ])) as { StatusCode: number };
     clearTimeout(timer);
-    await Promise.race([ended, new Promise((r) => setTimeout(r, 2000))]);
+    await Promise.race([output.ended, new Promise((r) => setTimeout(r, 2000))]);
     if (!opts.autoRemove) await container.remove({ force: true }).catch(() => undefined);
-    return {
-      id: container.id,
-      code: result.StatusCode,
-      stdout: Buffer.concat(outChunks).toString(),
-      stderr: Buffer.concat(errChunks).toString(),
-    };
+    return { id: container.id, code: result.StatusCode, ...output.text() };
   }
 
   /** Runs a command inside a running container (docker exec). */
@@ -238,23 +242,10 @@ export class Host {
       .getContainer(containerId)
       .exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true });
     const stream = await exec.start({ hijack: true, stdin: false });
-    const out = new PassThrough();
-    const err = new PassThrough();
-    const o: Buffer[] = [];
-    const e: Buffer[] = [];
-    out.on('data', (c: Buffer) => o.push(c));
-    err.on('data', (c: Buffer) => e.push(c));
-    docker.modem.demuxStream(stream, out, err);
-    await new Promise<void>((resolve) => {
-      stream.on('end', resolve);
-      stream.on('close', resolve);
-    });
+    const output = collectOutput(docker, stream);
+    await output.ended;
     const info = await exec.inspect();
-    return {
-      code: info.ExitCode ?? -1,
-      stdout: Buffer.concat(o).toString(),
-      stderr: Buffer.concat(e).toString(),
-    };
+    return { code: info.ExitCode ?? -1, ...output.text() };
   }
 
   /** The IPv4 address of a container on this host's Docker bridge. */

@@ -6,7 +6,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { run, startProcess, stopPid, waitFor } from './proc.js';
+import { startProcess, stopPid } from './proc.js';
+import { etcdCommand, waitForEtcd } from './etcd.js';
 
 export interface LocalEtcd {
   endpoints: string[];
@@ -34,25 +35,13 @@ export async function startLocalEtcd(): Promise<LocalEtcd> {
   const client = `http://127.0.0.1:${clientPort}`;
   const peer = `http://127.0.0.1:${peerPort}`;
   const proc = startProcess(
-    [
-      'etcd',
-      '--name',
-      'local',
-      '--data-dir',
-      join(dir, 'data'),
-      '--listen-client-urls',
-      client,
-      '--advertise-client-urls',
-      client,
-      '--listen-peer-urls',
+    etcdCommand({
+      name: 'local',
+      dataDir: join(dir, 'data'),
+      listen: [client],
+      advertise: client,
       peer,
-      '--initial-advertise-peer-urls',
-      peer,
-      '--initial-cluster',
-      `local=${peer}`,
-      '--log-level',
-      'warn',
-    ],
+    }),
     { logFile: join(dir, 'etcd.log') },
   );
   const stop = async () => {
@@ -68,14 +57,7 @@ export async function startLocalEtcd(): Promise<LocalEtcd> {
     rmSync(dir, { recursive: true, force: true });
   });
   try {
-    await waitFor(
-      `etcd at ${client}`,
-      async () =>
-        (await run(['etcdctl', '--endpoints', client, 'endpoint', 'health'], { timeoutMs: 3000 }))
-          .code === 0,
-      20_000,
-      200,
-    );
+    await waitForEtcd(client);
   } catch (err) {
     await stop();
     throw err;

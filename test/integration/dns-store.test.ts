@@ -1,0 +1,234 @@
+/**
+ * dnsd and announce against a real etcd on loopback: the in-memory zone follows etcd through
+ * snapshot + watch (bad records skipped, lease TTLs, re-list after compaction); the dnsd
+ * process answers a change within 100 ms, keeps answering while etcd is unreachable (not
+ * ready), and the sidekick's record lives exactly as long as the sidekick.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Etcd3 } from 'etcd3';
+import {
+  freePort,
+  startLocalEtcd,
+  startProcess,
+  stopPid,
+  waitFor,
+  type LocalEtcd,
+  type StartedProcess,
+} from '../harness/index.js';
+import { createLogger } from '../../agents/common/logger.js';
+import { T } from '../../agents/dns/lookup.js';
+import { labelsOf } from '../../agents/dns/records.js';
+import { RecordStore } from '../../agents/dns/store.js';
+import { buildQuery, parse, udpAsk } from '../../agents/dns/testdata.js';
+import { ZoneTree } from '../../agents/dns/tree.js';
+
+const log = createLogger('dns-store-test', 'silent');
+let local: LocalEtcd;
+let etcd: Etcd3;
+let dir: string;
+const procs: StartedProcess[] = [];
+
+before(async () => {
+  local = await startLocalEtcd();
+  etcd = new Etcd3({ hosts: local.endpoints });
+  dir = mkdtempSync(join(tmpdir(), 'flt-dns-'));
+});
+after(async () => {
+  for (const p of procs) await stopPid(p.pid, 3000);
+  etcd?.close();
+  await local?.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const addrs = (a: unknown) =>
+  (parse(a as Buffer).answers as unknown as { address?: string }[])
+    .map((r) => r.address)
+    .filter(Boolean)
+    .sort();
+
+test('the zone follows etcd: snapshot, watch, bad records, lease TTL, re-list after compaction', async () => {
+  await etcd.put('/st/local/skydns/web/x1').value('{"host":"10.0.0.1"}');
+  await etcd.put('/st/local/skydns/web/bad').value('{"host":7}');
+  const lease = etcd.lease(40, { autoKeepAlive: false });
+  await lease.put('/st/local/skydns/leased').value('{"host":"10.0.0.9","ttl":300}');
+
+  // A client whose first range is followed by two writes and a compaction past them, so the
+  // watch from snapshot revision + 1 is cancelled and the store must re-list.
+  const client = new Etcd3({ hosts: local.endpoints });
+  const range = client.kv.range.bind(client.kv);
+  let first = true;
+  client.kv.range = (async (req: Parameters<typeof range>[0]) => {
+    const res = await range(req);
+    if (first) {
+      first = false;
+      await etcd.put('/st/local/skydns/web/x2').value('{"host":"10.0.0.2"}');
+      const head = (await etcd.put('/st/other').value('x')).header.revision;
+      await etcd.kv.compact({ revision: head, physical: true });
+    }
+    return res;
+  }) as typeof client.kv.range;
+
+  const tree = new ZoneTree();
+  let changes = 0;
+  const store = new RecordStore({ client, prefix: '/st', tree, log, onChange: () => changes++ });
+  store.start();
+  try {
+    await store.synced;
+    await waitFor(
+      're-list after compaction',
+      () => tree.get(labelsOf('x2.web.skydns.local')),
+      10_000,
+    );
+    assert.equal(tree.get(labelsOf('bad.web.skydns.local')), undefined);
+    assert.ok(store.badRecords >= 1);
+    const leased = tree.get(labelsOf('leased.skydns.local'))!;
+    assert.ok(leased.leaseTtl! <= 40 && leased.leaseTtl! >= 35, `lease ttl ${leased.leaseTtl}`);
+
+    await etcd.put('/st/local/skydns/web/x3').value('{"host":"10.0.0.3"}');
+    await etcd.delete().key('/st/local/skydns/web/x1');
+    await waitFor('watch applied', () => tree.find(labelsOf('web.skydns.local'))?.length === 2);
+    assert.deepEqual(
+      tree.find(labelsOf('web.skydns.local'))!.map((e) => e.record.host),
+      ['10.0.0.2', '10.0.0.3'],
+    );
+    await etcd.put('/st/local/skydns/web/x3').value('not json');
+    await waitFor(
+      'bad overwrite hides the record',
+      () => !tree.get(labelsOf('x3.web.skydns.local')),
+    );
+    assert.ok(changes >= 3);
+    assert.equal(store.up, true);
+  } finally {
+    await store.stop();
+    await lease.revoke();
+    client.close();
+  }
+});
+
+async function startDnsd(extra: string[] = []) {
+  const port = await freePort();
+  const metrics = await freePort();
+  const p = startProcess(
+    [
+      process.execPath,
+      'dist/agents/dns/main.js',
+      '--addr',
+      `127.0.0.1:${port}`,
+      '--metrics-addr',
+      `127.0.0.1:${metrics}`,
+      '--etcd-endpoints',
+      local.endpoints[0]!,
+      '--no-rec',
+      '--log-level',
+      'warn',
+      ...extra,
+    ],
+    { logFile: join(dir, `dnsd-${port}.log`) },
+  );
+  procs.push(p);
+  const ready = () => fetch(`http://127.0.0.1:${metrics}/readyz`).then((r) => r.status);
+  await waitFor('dnsd ready', async () => (await ready()) === 200, 15_000);
+  return { port, metrics, ready, proc: p };
+}
+
+test('dnsd answers a record change within 100 ms and keeps answering while etcd is down', async () => {
+  await etcd.put('/skydns/local/skydns/api/a1').value('{"host":"10.1.0.1","port":80}');
+  const d = await startDnsd();
+  const q = buildQuery('api.skydns.local', T.A);
+  assert.deepEqual(addrs(await udpAsk(d.port, q)), ['10.1.0.1']);
+
+  // A change in etcd is answered within 100 ms (watch → tree → cache cleared).
+  const t0 = performance.now();
+  await etcd.put('/skydns/local/skydns/api/a2').value('{"host":"10.1.0.2","port":80}');
+  let seen = 0;
+  while (performance.now() - t0 < 1000) {
+    if (addrs(await udpAsk(d.port, q)).length === 2) {
+      seen = performance.now() - t0;
+      break;
+    }
+  }
+  assert.ok(seen > 0 && seen < 100, `change answered after ${seen.toFixed(1)} ms`);
+
+  // etcd unreachable (stopped): not ready, still answering from memory; ready again after.
+  process.kill(local.pid, 'SIGSTOP');
+  try {
+    await waitFor('readyz 503', async () => (await d.ready()) === 503, 10_000, 200);
+    assert.deepEqual(addrs(await udpAsk(d.port, q)), ['10.1.0.1', '10.1.0.2']);
+    const m = await (await fetch(`http://127.0.0.1:${d.metrics}/metrics`)).text();
+    assert.match(m, /flotilla_dns_etcd_up 0/);
+  } finally {
+    process.kill(local.pid, 'SIGCONT');
+  }
+  await waitFor('ready again', async () => (await d.ready()) === 200, 15_000, 200);
+  await etcd.delete().key('/skydns/local/skydns/api/a1');
+  await waitFor(
+    'resynced',
+    async () => addrs(await udpAsk(d.port, q)).join() === '10.1.0.2',
+    5000,
+    20,
+  );
+  const m = await (await fetch(`http://127.0.0.1:${d.metrics}/metrics`)).text();
+  assert.match(m, /flotilla_dns_queries_total\{type="A",rcode="NOERROR"\} \d+/);
+  assert.match(m, /flotilla_dns_cache_hits_total [1-9]/);
+  await stopPid(d.proc.pid);
+  assert.equal(await d.proc.exited, 0);
+});
+
+test('announce: record under a lease while it runs, deleted on SIGTERM; exit 1 when etcd is unreachable', async () => {
+  const key = '/skydns/local/skydns/svc/s1';
+  const a = startProcess(
+    [
+      process.execPath,
+      'dist/agents/dns/announce-main.js',
+      '--name',
+      's1.svc.skydns.local',
+      '--host',
+      '10.2.0.1',
+      '--port',
+      '8080',
+      '--ttl',
+      '5',
+      '--etcd-endpoints',
+      local.endpoints[0]!,
+    ],
+    { logFile: join(dir, 'announce.log') },
+  );
+  procs.push(a);
+  const kv = await waitFor(
+    'record written',
+    async () => (await etcd.get(key).exec()).kvs[0],
+    10_000,
+  );
+  assert.deepEqual(JSON.parse(kv.value.toString()), { host: '10.2.0.1', port: 8080, ttl: 5 });
+  assert.notEqual(kv.lease, '0');
+  // Kept alive past its TTL.
+  await new Promise((r) => setTimeout(r, 6500));
+  assert.equal((await etcd.get(key).exec()).kvs.length, 1);
+  process.kill(a.pid, 'SIGTERM');
+  assert.equal(await a.exited, 0);
+  assert.equal((await etcd.get(key).exec()).kvs.length, 0);
+
+  const dead = await freePort();
+  const b = startProcess(
+    [
+      process.execPath,
+      'dist/agents/dns/announce-main.js',
+      '--name',
+      's2.svc.skydns.local',
+      '--host',
+      '10.2.0.2',
+      '--etcd-endpoints',
+      `http://127.0.0.1:${dead}`,
+    ],
+    { logFile: join(dir, 'announce-dead.log'), pipe: true },
+  );
+  procs.push(b);
+  let err = '';
+  b.child.stderr!.on('data', (c: Buffer) => (err += c.toString()));
+  assert.equal(await b.exited, 1);
+  assert.match(err, /etcd unreachable at http:\/\/127\.0\.0\.1:\d+/);
+});

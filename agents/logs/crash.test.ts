@@ -31,7 +31,7 @@ function daemon(args: string[]): ChildProcess {
 }
 
 async function kill9(p: ChildProcess): Promise<void> {
-  if (p.exitCode !== null) return;
+  if (p.exitCode !== null || p.signalCode !== null) return;
   const exited = new Promise((r) => p.once('exit', r));
   p.kill('SIGKILL');
   await exited;
@@ -74,7 +74,9 @@ test('agent kill -9 + restart and aggregator kill -9 for 2 s mid-stream: zero lo
     return p;
   };
   const N = Number(process.env.CRASH_N ?? 4000);
-  const senders = [0, 1].map(() => new AckingSender({ host: '127.0.0.1', port: agentPort }, 2000, 50));
+  const senders = [0, 1].map(
+    () => new AckingSender({ host: '127.0.0.1', port: agentPort }, 2000, 50),
+  );
   try {
     let agg = start(aggArgs);
     let agent = start(agentArgs);

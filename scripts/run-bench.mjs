@@ -9,7 +9,9 @@ const chosen = filter.length ? all.filter((f) => filter.some((x) => f.includes(x
 let failed = 0;
 for (const f of chosen.sort()) {
   process.stdout.write(`\n=== bench/${f.replace(/\.js$/, '.ts')}\n`);
-  const r = spawnSync(process.execPath, ['--enable-source-maps', `dist/bench/${f}`], { stdio: 'inherit' });
+  const r = spawnSync(process.execPath, ['--enable-source-maps', `dist/bench/${f}`], {
+    stdio: 'inherit',
+  });
   if (r.status !== 0) failed++;
 }
 process.exit(failed ? 1 : 0);

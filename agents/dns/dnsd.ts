@@ -37,10 +37,17 @@ export async function startDnsd(flags: DnsdFlags, log: Logger): Promise<() => Pr
     log,
     onChange: () => cache.clear(),
   });
+  // Forwarding to ourselves (resolv.conf naming this host's dnsd) would loop until timeout.
+  const self = (u: { host: string; port: number }) =>
+    cfg.addrs.some(
+      (a) => a.port === u.port && (a.host === u.host || a.host === '0.0.0.0' || a.host === '::'),
+    );
+  const upstreams = cfg.upstreams.filter((u) => {
+    if (self(u)) log.warn({ upstream: `${u.host}:${u.port}` }, 'not forwarding to our own address');
+    return !self(u);
+  });
   const forwarder =
-    cfg.noRec || cfg.upstreams.length === 0
-      ? null
-      : new Forwarder(cfg.upstreams, cfg.forwardTimeoutMs);
+    cfg.noRec || upstreams.length === 0 ? null : new Forwarder(upstreams, cfg.forwardTimeoutMs);
   if (!cfg.noRec && !forwarder)
     log.warn('no upstream nameservers (none given, none in /etc/resolv.conf): not forwarding');
   const resolver = new Resolver({
@@ -103,7 +110,7 @@ export async function startDnsd(flags: DnsdFlags, log: Logger): Promise<() => Pr
     {
       listen: server.listeners.map((l) => `${l.host}:${l.port}`),
       zones: cfg.zones,
-      upstreams: forwarder ? cfg.upstreams.map((u) => `${u.host}:${u.port}`) : [],
+      upstreams: forwarder ? upstreams.map((u) => `${u.host}:${u.port}`) : [],
       metrics: health ? `${cfg.metrics!.host}:${health.port}` : null,
     },
     'dnsd serving',

@@ -236,7 +236,11 @@ export class DnsServer {
 
   private bindUdp(host: string, port: number): Promise<Socket> {
     return new Promise((resolve, reject) => {
-      const s = createSocket({ type: isIP(host) === 6 ? 'udp6' : 'udp4' });
+      const s = createSocket({
+        type: isIP(host) === 6 ? 'udp6' : 'udp4',
+        recvBufferSize: 1 << 20,
+        sendBufferSize: 1 << 20,
+      });
       const r = this.resolver;
       s.on('message', (msg, rinfo) => {
         const t0 = performance.now();

@@ -35,6 +35,7 @@ export class Announcement {
       if (this.stopped || this.lease !== lease) return;
       this.log.warn({ key: this.key, err: errorMessage(err) }, 'lease lost; re-announcing');
       this.lease = null;
+      lease.release();
       this.scheduleRetry();
     });
     lease.on('keepaliveFailed', (err) =>

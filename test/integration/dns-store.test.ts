@@ -6,7 +6,7 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Etcd3 } from 'etcd3';
@@ -178,7 +178,7 @@ test('dnsd answers a record change within 100 ms and keeps answering while etcd 
   assert.equal(await d.proc.exited, 0);
 });
 
-test('announce: record under a lease while it runs, deleted on SIGTERM; exit 1 when etcd is unreachable', async () => {
+test('announce: record under a lease while it runs, rewritten after etcd comes back, deleted on SIGTERM; exit 1 when etcd is unreachable at start', async () => {
   const key = '/skydns/local/skydns/svc/s1';
   const a = startProcess(
     [
@@ -208,6 +208,18 @@ test('announce: record under a lease while it runs, deleted on SIGTERM; exit 1 w
   // Kept alive past its TTL.
   await new Promise((r) => setTimeout(r, 6500));
   assert.equal((await etcd.get(key).exec()).kvs.length, 1);
+  // etcd unreachable for longer than the TTL: the lease is lost, announce grants a new one and
+  // rewrites the record once etcd returns.
+  process.kill(local.pid, 'SIGSTOP');
+  await new Promise((r) => setTimeout(r, 7000));
+  process.kill(local.pid, 'SIGCONT');
+  await waitFor('etcd back', async () => (await etcd.get('/x').exec()).header.revision, 10_000);
+  await new Promise((r) => setTimeout(r, 6000));
+  const again = (await etcd.get(key).exec()).kvs[0];
+  assert.ok(again, 'record present again after etcd returned');
+  const logText = readFileSync(join(dir, 'announce.log'), 'utf8');
+  assert.match(logText, /lease lost; re-announcing/);
+  assert.equal(logText.match(/"msg":"announced"/g)?.length, 2);
   process.kill(a.pid, 'SIGTERM');
   assert.equal(await a.exited, 0);
   assert.equal((await etcd.get(key).exec()).kvs.length, 0);

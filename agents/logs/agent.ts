@@ -15,7 +15,7 @@ import type { Logger } from '../common/logger.js';
 import { errorMessage } from '../common/errors.js';
 import { metricsFor, type MetricSet } from '../common/metrics.js';
 import { DiskBuffer, type FsyncPolicy } from './buffer.js';
-import { MetadataCache, enrich, needsMeta, serviceOf } from './enrich.js';
+import { MetadataCache, enrich, needsMeta, serviceOf, type ContainerMeta } from './enrich.js';
 import {
   ForwardDecoder,
   decodeEntries,
@@ -115,14 +115,24 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
       spaceWaiters.push(resolve);
     });
 
-  async function store(entries: Entry[], chunk: string | undefined): Promise<void> {
-    const out: { service: string; tmin: number; tmax: number; bufs: Buffer[] }[] = [];
+  type Run = { service: string; tmin: number; tmax: number; bufs: Buffer[] };
+
+  /** Container metadata each entry needs, or undefined when a lookup is still outstanding. */
+  function metasNow(entries: Entry[]): (ContainerMeta | undefined)[] | undefined {
+    const out: (ContainerMeta | undefined)[] = [];
     for (const e of entries) {
-      const m =
-        needsMeta(e.record) && typeof e.record.container_id === 'string'
-          ? await meta.get(e.record.container_id)
-          : undefined;
-      const rec = enrich(e.record, cfg.hostname, m);
+      const id = e.record.container_id;
+      if (!needsMeta(e.record) || typeof id !== 'string') out.push(undefined);
+      else if (meta.known(id)) out.push(meta.resolved(id));
+      else return undefined;
+    }
+    return out;
+  }
+
+  function prepare(entries: Entry[], metas: (ContainerMeta | undefined)[]): Run[] {
+    const out: Run[] = [];
+    entries.forEach((e, i) => {
+      const rec = enrich(e.record, cfg.hostname, metas[i]);
       const service = serviceOf(rec);
       const ms = e.time.toMillis();
       let run = out[out.length - 1];
@@ -133,33 +143,54 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
       run.tmin = Math.min(run.tmin, ms);
       run.tmax = Math.max(run.tmax, ms);
       run.bufs.push(encodeEntry(e.time, rec));
-    }
-    while (buffer.full) await waitForSpace();
-    out.forEach((r, i) =>
+    });
+    return out;
+  }
+
+  function commit(runs: Run[], chunk: string | undefined, records: number): void {
+    runs.forEach((r, i) =>
       buffer.append(r.bufs, {
         service: r.service,
         tmin: r.tmin,
         tmax: r.tmax,
-        ...(chunk && i === out.length - 1 ? { chunk } : {}),
+        ...(chunk && i === runs.length - 1 ? { chunk } : {}),
       }),
     );
-    recordsIn.inc(entries.length);
+    recordsIn.inc(records);
   }
 
-  async function handle(sock: Socket, frames: Frame[]): Promise<void> {
-    for (const f of frames) {
-      if (f.kind !== 'events') continue; // heartbeats; acks/handshakes are not ours to answer
-      const chunk = f.option.chunk;
-      if (chunk && buffer.seenChunk(chunk)) {
-        resent.inc();
-        sock.write(encodeAck(chunk));
-        continue;
-      }
-      const entries = f.entries ?? decodeEntries(f.blob!);
-      await store(entries, chunk);
-      if (f.option.chunk) sock.write(encodeAck(f.option.chunk));
+  /**
+   * Stores one events frame and acks it. Synchronous (the common case: no metadata lookup
+   * pending, buffer not full) returns true; otherwise returns the promise of doing it.
+   */
+  function handleFrame(sock: Socket, f: Frame): true | Promise<void> {
+    if (f.kind !== 'events') return true; // heartbeats; acks/handshakes are not ours to answer
+    const chunk = f.option.chunk;
+    if (chunk && buffer.seenChunk(chunk)) {
+      resent.inc();
+      sock.write(encodeAck(chunk));
+      return true;
     }
-    shipper.kick();
+    const entries = f.entries ?? decodeEntries(f.blob!);
+    const metas = metasNow(entries);
+    if (metas && !buffer.full) {
+      commit(prepare(entries, metas), chunk, entries.length);
+      if (chunk) sock.write(encodeAck(chunk));
+      return true;
+    }
+    return (async () => {
+      const ms = await Promise.all(
+        entries.map((e) =>
+          needsMeta(e.record) && typeof e.record.container_id === 'string'
+            ? meta.get(e.record.container_id)
+            : undefined,
+        ),
+      );
+      const runs = prepare(entries, ms);
+      while (buffer.full) await waitForSpace();
+      commit(runs, chunk, entries.length);
+      if (chunk) sock.write(encodeAck(chunk));
+    })();
   }
 
   const sockets = new Set<Socket>();
@@ -168,31 +199,45 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
     sock.setNoDelay(true);
     const decoder = new ForwardDecoder();
     const peer = sock.remoteAddress ? `${sock.remoteAddress}:${sock.remotePort}` : 'unix';
-    let busy = Promise.resolve();
+    const fail = (err: unknown) => {
+      malformed.inc();
+      log.warn({ peer, err: errorMessage(err) }, 'malformed forward input; closing connection');
+      sock.destroy();
+    };
+    // Frames are handled in order; synchronously when possible (no pause/resume round trip per
+    // Docker line), else the socket is paused until the frame is stored.
+    const queue: Frame[] = [];
+    let busy = false;
+    const drain = (): void => {
+      while (queue.length > 0) {
+        let r: true | Promise<void>;
+        try {
+          r = handleFrame(sock, queue.shift()!);
+        } catch (err) {
+          fail(err);
+          return;
+        }
+        if (r !== true) {
+          busy = true;
+          sock.pause();
+          r.then(() => {
+            busy = false;
+            sock.resume();
+            drain();
+          }, fail);
+          return;
+        }
+      }
+      shipper.kick();
+    };
     sock.on('data', (chunk: Buffer) => {
-      let frames: Frame[];
       try {
-        frames = decoder.push(chunk);
+        queue.push(...decoder.push(chunk));
       } catch (err) {
-        malformed.inc();
-        log.warn({ peer, err: errorMessage(err) }, 'malformed forward input; closing connection');
-        sock.destroy();
+        fail(err);
         return;
       }
-      if (frames.length === 0) return;
-      sock.pause();
-      busy = busy
-        .then(() => handle(sock, frames))
-        .then(
-          () => {
-            sock.resume();
-          },
-          (err: unknown) => {
-            malformed.inc();
-            log.warn({ peer, err: errorMessage(err) }, 'bad records; closing connection');
-            sock.destroy();
-          },
-        );
+      if (!busy) drain();
     });
     sock.on('error', () => undefined);
     sock.on('close', () => sockets.delete(sock));

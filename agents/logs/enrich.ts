@@ -70,6 +70,7 @@ export function metaFromInspect(info: Docker.ContainerInspectInfo): ContainerMet
  */
 export class MetadataCache {
   private readonly cache = new Map<string, Promise<ContainerMeta | undefined>>();
+  private readonly done = new Map<string, ContainerMeta | undefined>();
 
   constructor(
     private readonly docker: Docker | undefined,
@@ -80,10 +81,26 @@ export class MetadataCache {
   get(id: string): Promise<ContainerMeta | undefined> {
     const hit = this.cache.get(id);
     if (hit) return hit;
-    const p = this.lookup(id);
+    const p = this.lookup(id).then((m) => {
+      this.done.set(id, m);
+      return m;
+    });
     this.cache.set(id, p);
-    if (this.cache.size > this.max) this.cache.delete(this.cache.keys().next().value!);
+    if (this.cache.size > this.max) {
+      const oldest = this.cache.keys().next().value!;
+      this.cache.delete(oldest);
+      this.done.delete(oldest);
+    }
     return p;
+  }
+
+  /** True once the lookup of `id` has finished (its answer is in `resolved`). */
+  known(id: string): boolean {
+    return this.done.has(id);
+  }
+
+  resolved(id: string): ContainerMeta | undefined {
+    return this.done.get(id);
   }
 
   /** Cached answer without waiting (undefined if not looked up or not back yet). */

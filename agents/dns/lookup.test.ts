@@ -1,4 +1,5 @@
 import { test } from 'node:test';
+import fc from 'fast-check';
 import assert from 'node:assert/strict';
 import { lookup, RCODE, srvWeights, T, type LookupConfig, type RR } from './lookup.js';
 import { treeOf } from './testdata.js';
@@ -262,4 +263,54 @@ test('srvWeights: each share of its priority, weight 0 counts as 100', () => {
   assert.deepEqual(srvWeights([e(10, 0), e(10, 0)]), [50, 50]);
   assert.deepEqual(srvWeights([e(10, 1), e(10, 2), e(20, 5)]), [33, 66, 100]);
   assert.deepEqual(srvWeights([e(10, 0), e(10, 100), e(10, 200)]), [25, 25, 50]);
+});
+
+test('property: answers come only from the queried subtree, NXDOMAIN exactly when nothing is there, TTL within every bound', () => {
+  const label = fc.constantFrom('a', 'b', 'ab', 'web', 'web2', 'x', 'x1');
+  fc.assert(
+    fc.property(
+      fc.array(
+        fc.record({
+          path: fc.array(label, { minLength: 1, maxLength: 3 }),
+          octet: fc.integer({ min: 1, max: 254 }),
+          ttl: fc.integer({ min: 0, max: 5000 }),
+          lease: fc.option(fc.integer({ min: 0, max: 100 }), { nil: undefined }),
+        }),
+        { maxLength: 12 },
+      ),
+      fc.array(label, { minLength: 1, maxLength: 3 }),
+      (recs, qpath) => {
+        const records: Record<string, object> = {};
+        const leases: Record<string, number> = {};
+        const hostOf = new Map<string, { ip: string; ttl: number; lease: number | undefined }>();
+        for (const r of recs) {
+          const key = `${p}/${r.path.join('/')}`;
+          const ip = `10.0.${r.path.length}.${r.octet}`;
+          records[key] = { host: ip, ...(r.ttl ? { ttl: r.ttl } : {}) };
+          if (r.lease !== undefined) leases[key] = r.lease;
+          else delete leases[key];
+          hostOf.set(key, { ip, ttl: r.ttl || cfg.defaultTtl, lease: r.lease });
+        }
+        const t = treeOf(records, '/skydns', leases);
+        const qname = `${[...qpath].reverse().join('.')}.skydns.local.`;
+        const a = lookup(t, qname, T.A, cfg);
+        const prefix = `${p}/${qpath.join('/')}`;
+        const under = [...hostOf].filter(([k]) => k === prefix || k.startsWith(`${prefix}/`));
+        assert.equal(a.rcode, under.length === 0 ? RCODE.NXDOMAIN : RCODE.NOERROR);
+        const allowedIps = new Set(under.map(([, v]) => v.ip));
+        for (const rr of a.answer) {
+          assert.equal(rr.data.type, T.A);
+          assert.ok(allowedIps.has((rr.data as { address: string }).address), 'no sibling leak');
+        }
+        assert.equal(new Set(a.answer.map((r) => JSON.stringify(r.data))).size, allowedIps.size);
+        if (a.answer.length > 0) {
+          const bound = Math.min(
+            ...under.map(([, v]) => (v.lease === undefined ? v.ttl : Math.min(v.ttl, v.lease))),
+          );
+          for (const rr of a.answer) assert.equal(rr.ttl, bound);
+        }
+      },
+    ),
+    { numRuns: 500 },
+  );
 });

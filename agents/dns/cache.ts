@@ -4,12 +4,13 @@
  * whole on every zone change (the watch calls `clear`); bounded by dropping everything when
  * full, which keeps the hit path to one Map lookup.
  */
+import type { Slot } from './stats.js';
 
 export interface CachedAnswer {
   msg: Buffer;
   rcode: number;
-  /** Metric label of the question type, precomputed for the hit path. */
-  typeLabel: string;
+  /** Its queries-by-type-and-rcode counter, so a hit counts with one increment. */
+  slot: Slot;
   /** Answers cut to a client's UDP limit, by limit. */
   cut?: Map<number, Buffer>;
 }

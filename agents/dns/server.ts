@@ -74,7 +74,7 @@ export class Resolver {
       this.stats.cacheHits++;
       let out = patchAnswer(hit.msg, q);
       if (!tcp && out.length > udpLimit(q)) out = this.cut(hit, out, udpLimit(q));
-      this.stats.count(hit.typeLabel, hit.rcode, (performance.now() - t0) / 1000);
+      this.stats.hit(hit.slot, (performance.now() - t0) / 1000);
       return out;
     }
     this.stats.cacheMisses++;
@@ -153,7 +153,11 @@ export class Resolver {
     const msg = encodeAnswer(q, qname, a, this.ra);
     // An answer to an out-of-zone CNAME depends on who asks (forwarding allowed or not).
     if (!a.external)
-      this.cache.set(q.key, { msg, rcode: a.rcode, typeLabel: typeLabel(q.qtype) }, generation);
+      this.cache.set(
+        q.key,
+        { msg, rcode: a.rcode, slot: this.stats.slot(typeLabel(q.qtype), a.rcode) },
+        generation,
+      );
     return patchAnswer(msg, q);
   }
 
@@ -236,10 +240,14 @@ export class DnsServer {
 
   private bindUdp(host: string, port: number): Promise<Socket> {
     return new Promise((resolve, reject) => {
+      const family = isIP(host) === 6 ? 6 : 4;
       const s = createSocket({
-        type: isIP(host) === 6 ? 'udp6' : 'udp4',
+        type: family === 6 ? 'udp6' : 'udp4',
         recvBufferSize: 1 << 20,
         sendBufferSize: 1 << 20,
+        // Replies go to rinfo.address, always an IP literal: skip dns.lookup and its nextTick.
+        lookup: (address, _opts, cb) =>
+          (cb as (err: null, address: string, family: number) => void)(null, address, family),
       });
       const r = this.resolver;
       s.on('message', (msg, rinfo) => {

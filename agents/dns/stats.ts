@@ -26,9 +26,14 @@ export function typeLabel(qtype: number): string {
   return TYPE_NAMES[qtype] ?? 'other';
 }
 
+/** One queries-by-type-and-rcode counter; cached answers hold theirs, so a hit is one increment. */
+export interface Slot {
+  n: number;
+}
+
 export class DnsStats {
-  /** "type|rcode" → count. */
-  readonly queries = new Map<string, number>();
+  /** "type|rcode" → counter. */
+  readonly queries = new Map<string, Slot>();
   cacheHits = 0;
   cacheMisses = 0;
   forwarded = 0;
@@ -38,9 +43,22 @@ export class DnsStats {
   latencyCount = 0;
   latencySum = 0;
 
-  count(type: string, rcode: number, seconds: number): void {
+  slot(type: string, rcode: number): Slot {
     const k = `${type}|${RCODE_NAMES[rcode] ?? String(rcode)}`;
-    this.queries.set(k, (this.queries.get(k) ?? 0) + 1);
+    let s = this.queries.get(k);
+    if (!s) {
+      s = { n: 0 };
+      this.queries.set(k, s);
+    }
+    return s;
+  }
+
+  count(type: string, rcode: number, seconds: number): void {
+    this.hit(this.slot(type, rcode), seconds);
+  }
+
+  hit(slot: Slot, seconds: number): void {
+    slot.n++;
     this.latencyCount++;
     this.latencySum += seconds;
     for (let i = 0; i < LATENCY_BUCKETS.length; i++)
@@ -52,7 +70,7 @@ export class DnsStats {
 
   total(): number {
     let n = 0;
-    for (const v of this.queries.values()) n += v;
+    for (const v of this.queries.values()) n += v.n;
     return n;
   }
 }
@@ -77,9 +95,9 @@ export function registerStats(
   const counter = (name: string, help: string, read: () => number) =>
     metric(name, help, 'counter', () => [{ value: read(), labels: {} }]);
   metric('flotilla_dns_queries_total', 'DNS queries answered, by type and rcode', 'counter', () =>
-    [...stats.queries].map(([k, value]) => {
+    [...stats.queries].map(([k, slot]) => {
       const [type, rcode] = k.split('|');
-      return { value, labels: { type: type!, rcode: rcode! } };
+      return { value: slot.n, labels: { type: type!, rcode: rcode! } };
     }),
   );
   counter(

@@ -35,6 +35,16 @@ async function startUpstream(): Promise<{ sock: Socket; port: number; seen: stri
       return;
     }
     seen.push(req.questions[0]!.name);
+    if (req.questions[0]!.name.startsWith('garbage')) {
+      // 600 bytes claiming 5 answers that are not there: too big for UDP and impossible to cut.
+      const junk = Buffer.alloc(600, 0xff);
+      msg.copy(junk, 0, 0, 2);
+      junk.writeUInt16BE(0x8180, 2);
+      junk.writeUInt16BE(0, 4);
+      junk.writeUInt16BE(5, 6);
+      sock.send(junk, rinfo.port, rinfo.address);
+      return;
+    }
     const res = Packet.createResponseFromRequest(req);
     res.header.ra = 1;
     res.answers.push({
@@ -133,6 +143,12 @@ test('names outside the zone go upstream; REFUSED for clients not allowed', asyn
   } finally {
     allowForward = true;
   }
+});
+
+test('an upstream answer that is too big and cannot be cut gives SERVFAIL, not silence', async () => {
+  const r = parse((await udpAsk(port, buildQuery('garbage.example.test', T.A, { id: 5 })))!);
+  assert.equal(r.header.id, 5);
+  assert.equal(r.header.rcode, 2);
 });
 
 test('an in-zone CNAME to an outside name is completed from upstream', async () => {

@@ -81,10 +81,10 @@ export class Resolver {
     try {
       const r = this.miss(req, q, client, tcp);
       if (r instanceof Promise)
-        return r.then(
-          (b) => this.done(b, q, tcp, t0),
-          (err: unknown) => this.failed(err, req, q, tcp, t0),
-        );
+        // .catch after .then: an upstream answer that done() cannot cut still gets SERVFAIL.
+        return r
+          .then((b) => this.done(b, q, tcp, t0))
+          .catch((err: unknown) => this.failed(err, req, q, tcp, t0));
       return this.done(r, q, tcp, t0);
     } catch (err) {
       return this.failed(err, req, q, tcp, t0);

@@ -8,6 +8,7 @@ import { createSocket, type Socket } from 'node:dgram';
 import { randomInt } from 'node:crypto';
 import { connect, isIP, BlockList } from 'node:net';
 import { readFileSync } from 'node:fs';
+import { sameQuestion } from './wire.js';
 
 export interface Upstream {
   host: string;
@@ -64,6 +65,7 @@ export function allowed(list: BlockList, ip: string): boolean {
 }
 
 interface Pending {
+  query: Buffer;
   resolve: (b: Buffer | null) => void;
   timer: NodeJS.Timeout;
   upstream: Upstream;
@@ -86,6 +88,7 @@ export class Forwarder {
       if (msg.length < 12) return;
       const p = this.pending.get(msg.readUInt16BE(0));
       if (!p || p.upstream.port !== rinfo.port || !sameHost(p.upstream.host, rinfo.address)) return;
+      if (!sameQuestion(p.query, msg)) return;
       this.pending.delete(msg.readUInt16BE(0));
       clearTimeout(p.timer);
       p.resolve(msg);
@@ -112,7 +115,7 @@ export class Forwarder {
         this.pending.delete(id);
         resolve(null);
       }, this.timeoutMs);
-      this.pending.set(id, { resolve, timer, upstream: up });
+      this.pending.set(id, { query: out, resolve, timer, upstream: up });
       this.socket(isIP(up.host) === 6 ? 6 : 4).send(out, up.port, up.host, (err) => {
         if (err) {
           this.pending.delete(id);

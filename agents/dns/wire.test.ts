@@ -5,7 +5,15 @@ import dns2 from 'dns2';
 import { encodeAnswer } from './encode.js';
 import { T, type Answer } from './lookup.js';
 import { buildQuery } from './testdata.js';
-import { errorReply, parseQuery, patchAnswer, questionName, truncate, type Query } from './wire.js';
+import {
+  errorReply,
+  parseQuery,
+  patchAnswer,
+  questionName,
+  sameQuestion,
+  truncate,
+  type Query,
+} from './wire.js';
 
 const { Packet } = dns2;
 
@@ -147,4 +155,16 @@ test('errorReply echoes the question and carries BADVERS in the OPT', () => {
   const r = Packet.parse(errorReply(req, q, 5, false));
   assert.equal(r.header.rcode, 5);
   assert.equal(r.header.ra, 0);
+});
+
+test('sameQuestion: case-insensitive name, same type and class', () => {
+  const q = buildQuery('Www.Example.test', T.A);
+  const cases: [Buffer, boolean][] = [
+    [buildQuery('www.example.TEST', T.A, { id: 9 }), true],
+    [buildQuery('www.example.test', T.AAAA), false],
+    [buildQuery('www.example.tes', T.A), false],
+    [buildQuery('wwx.example.test', T.A), false],
+    [q.subarray(0, 14), false],
+  ];
+  for (const [b, want] of cases) assert.equal(sameQuestion(q, b), want, b.toString('hex'));
 });

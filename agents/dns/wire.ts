@@ -111,6 +111,30 @@ export function parseQuery(buf: Buffer): Query | string {
   };
 }
 
+/**
+ * Whether two messages carry the same question (name compared case-insensitively, type, class):
+ * an upstream answer must answer what we asked, not just carry our ID.
+ */
+export function sameQuestion(a: Buffer, b: Buffer): boolean {
+  if (a.length < HEADER || b.length < HEADER || a.readUInt16BE(4) !== 1 || b.readUInt16BE(4) !== 1)
+    return false;
+  let end = HEADER;
+  while (end < a.length && a[end] !== 0) {
+    if (a[end]! & 0xc0) return false;
+    end += a[end]! + 1;
+  }
+  end++;
+  if (end + 4 > a.length || end + 4 > b.length) return false;
+  for (let i = HEADER; i < end + 4; i++) {
+    let x = a[i]!;
+    let y = b[i]!;
+    if (x >= 0x41 && x <= 0x5a) x |= 0x20;
+    if (y >= 0x41 && y <= 0x5a) y |= 0x20;
+    if (x !== y) return false;
+  }
+  return true;
+}
+
 /** Opcode of a request that parseQuery accepted. */
 export function opcodeOf(buf: Buffer): number {
   return (buf[2]! >> 3) & 0x0f;

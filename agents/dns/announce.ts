@@ -19,7 +19,7 @@ export class Announcement {
   constructor(
     private readonly client: Etcd3,
     readonly key: string,
-    private value: string,
+    private readonly value: string,
     private readonly ttl: number,
     private readonly log: Logger,
   ) {}
@@ -64,12 +64,6 @@ export class Announcement {
         this.scheduleRetry();
       });
     }, 1000);
-  }
-
-  /** Replaces the record's value (same lease). */
-  async update(value: string): Promise<void> {
-    this.value = value;
-    if (this.lease) await this.lease.put(this.key).value(value);
   }
 
   /** Deletes the record (revoking its lease); best effort when etcd is gone. */

@@ -76,7 +76,16 @@ export async function startDnsd(flags: DnsdFlags, log: Logger): Promise<() => Pr
         etcd_up: { help: '1 while etcd answers', read: () => (store.up ? 1 : 0) },
         records: { help: 'records in the in-memory zone', read: () => tree.size },
         revision: { help: 'etcd revision the zone reflects', read: () => store.revision },
-        bad_records_total: { help: 'records skipped for bad JSON', read: () => store.badRecords },
+        bad_records_total: {
+          help: 'records skipped for bad JSON',
+          read: () => store.badRecords,
+          counter: true,
+        },
+        watch_events_total: {
+          help: 'etcd watch events applied',
+          read: () => store.changes,
+          counter: true,
+        },
         cache_entries: { help: 'encoded answers cached', read: () => cache.size },
       });
       health = await startHealthServer({

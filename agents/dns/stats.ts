@@ -77,11 +77,11 @@ export class DnsStats {
 
 type Sample = { value: number; labels: Record<string, string | number>; metricName?: string };
 
-/** Registers the stats (plus `extra` gauges read at scrape time) as flotilla_dns_* metrics. */
+/** Registers the stats (plus `extra` gauges/counters read at scrape time) as flotilla_dns_* metrics. */
 export function registerStats(
   registry: Registry,
   stats: DnsStats,
-  extra: Record<string, { help: string; read: () => number }> = {},
+  extra: Record<string, { help: string; read: () => number; counter?: boolean }> = {},
 ): void {
   const metric = (name: string, help: string, type: string, values: () => Sample[]) =>
     registry.registerMetric({
@@ -151,5 +151,7 @@ export function registerStats(
     },
   );
   for (const [name, g] of Object.entries(extra))
-    metric(`flotilla_dns_${name}`, g.help, 'gauge', () => [{ value: g.read(), labels: {} }]);
+    metric(`flotilla_dns_${name}`, g.help, g.counter ? 'counter' : 'gauge', () => [
+      { value: g.read(), labels: {} },
+    ]);
 }

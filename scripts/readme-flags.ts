@@ -22,6 +22,9 @@ export const COMMANDS: [string, string, string[]][] = [
   ['logsd agent', 'dist/agents/logs/main.js', ['agent']],
   ['logsd aggregator', 'dist/agents/logs/main.js', ['aggregator']],
   ['logs', 'dist/agents/logs/cli-main.js', []],
+  ['logs tail', 'dist/agents/logs/cli-main.js', ['tail']],
+  ['logs services', 'dist/agents/logs/cli-main.js', ['services']],
+  ['logs export', 'dist/agents/logs/cli-main.js', ['export']],
 ];
 
 export function helpOf(script: string, args: string[]): string {

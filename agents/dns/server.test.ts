@@ -1,6 +1,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createSocket, type Socket } from 'node:dgram';
+import { createServer, type Server } from 'node:net';
 import fc from 'fast-check';
 import dns2 from 'dns2';
 import { createLogger } from '../common/logger.js';
@@ -22,42 +23,77 @@ const records: Record<string, object> = {
 };
 for (let i = 0; i < 80; i++) records[`${p}/big/n${i}`] = { host: `10.3.${i}.1`, port: 1000 + i };
 
-/** A small upstream DNS server on 127.0.0.77 answering every A query with 192.0.2.1. */
-async function startUpstream(): Promise<{ sock: Socket; port: number; seen: string[] }> {
+/**
+ * A small upstream DNS server on 127.0.0.77 (UDP and TCP, one port): every A question gets
+ * 192.0.2.1; names starting "garbage" get junk; names starting "wide" get 60 A records over TCP
+ * and an empty answer with TC over UDP.
+ */
+function upstreamAnswer(msg: Buffer, tcp: boolean, seen: string[]): Buffer | null {
+  let req;
+  try {
+    req = Packet.parse(msg);
+    if (req.questions.length !== 1) return null;
+  } catch {
+    return null;
+  }
+  const name = req.questions[0]!.name;
+  seen.push(name);
+  if (name.startsWith('garbage')) {
+    // Our question, then 600 bytes claiming 5 answers that are not there: too big for UDP and
+    // impossible to cut.
+    const qEnd = msg.indexOf(0, 12) + 5;
+    const junk = Buffer.alloc(qEnd + 600, 0xff);
+    msg.copy(junk, 0, 0, qEnd);
+    junk.writeUInt16BE(0x8180, 2);
+    junk.writeUInt16BE(5, 6);
+    junk.writeUInt32BE(0, 8);
+    return junk;
+  }
+  const res = Packet.createResponseFromRequest(req);
+  res.header.ra = 1;
+  const count = name.startsWith('wide') ? 60 : 1;
+  if (count > 1 && !tcp) res.header.tc = 1;
+  else
+    for (let i = 0; i < count; i++)
+      res.answers.push({
+        name,
+        type: T.A,
+        class: 1,
+        ttl: 77,
+        address: `192.0.2.${i + 1}`,
+      } as never);
+  return res.toBuffer();
+}
+
+async function startUpstream(): Promise<{
+  sock: Socket;
+  tcp: Server;
+  port: number;
+  seen: string[];
+}> {
   const sock = createSocket('udp4');
   const seen: string[] = [];
   sock.on('message', (msg, rinfo) => {
-    let req;
-    try {
-      req = Packet.parse(msg);
-      if (req.questions.length !== 1) return;
-    } catch {
-      return;
-    }
-    seen.push(req.questions[0]!.name);
-    if (req.questions[0]!.name.startsWith('garbage')) {
-      // 600 bytes claiming 5 answers that are not there: too big for UDP and impossible to cut.
-      const junk = Buffer.alloc(600, 0xff);
-      msg.copy(junk, 0, 0, 2);
-      junk.writeUInt16BE(0x8180, 2);
-      junk.writeUInt16BE(0, 4);
-      junk.writeUInt16BE(5, 6);
-      sock.send(junk, rinfo.port, rinfo.address);
-      return;
-    }
-    const res = Packet.createResponseFromRequest(req);
-    res.header.ra = 1;
-    res.answers.push({
-      name: req.questions[0]!.name,
-      type: T.A,
-      class: 1,
-      ttl: 77,
-      address: '192.0.2.1',
-    } as never);
-    sock.send(res.toBuffer(), rinfo.port, rinfo.address);
+    const out = upstreamAnswer(msg, false, seen);
+    if (out) sock.send(out, rinfo.port, rinfo.address);
   });
   await new Promise<void>((r) => sock.bind(0, '127.0.0.77', r));
-  return { sock, port: sock.address().port, seen };
+  const port = sock.address().port;
+  const tcp = createServer((c) => {
+    let buf = Buffer.alloc(0);
+    c.on('error', () => undefined);
+    c.on('data', (d) => {
+      buf = Buffer.concat([buf, d]);
+      if (buf.length < 2 || buf.length < 2 + buf.readUInt16BE(0)) return;
+      const out = upstreamAnswer(buf.subarray(2, 2 + buf.readUInt16BE(0)), true, seen);
+      if (!out) return void c.destroy();
+      const len = Buffer.alloc(2);
+      len.writeUInt16BE(out.length);
+      c.end(Buffer.concat([len, out]));
+    });
+  });
+  await new Promise<void>((r) => tcp.listen(port, '127.0.0.77', r));
+  return { sock, tcp, port, seen };
 }
 
 let upstream: Awaited<ReturnType<typeof startUpstream>>;
@@ -83,6 +119,7 @@ before(async () => {
 after(async () => {
   await server.close();
   upstream.sock.close();
+  upstream.tcp.close();
 });
 
 test('answers from the zone, echoing ID and case; the second query is a cache hit', async () => {
@@ -145,8 +182,20 @@ test('names outside the zone go upstream; REFUSED for clients not allowed', asyn
   }
 });
 
+test('a truncated upstream answer is fetched again over TCP for TCP clients', async () => {
+  const udp = parse((await udpAsk(port, buildQuery('wide.example.test', T.A)))!);
+  assert.equal(udp.header.tc, 1);
+  assert.equal(udp.answers.length, 0);
+  const tcp = parse(await tcpAsk(port, buildQuery('wide.example.test', T.A, { id: 77 })));
+  assert.equal(tcp.header.id, 77);
+  assert.equal(tcp.header.tc, 0);
+  assert.equal(tcp.answers.length, 60);
+});
+
 test('an upstream answer that is too big and cannot be cut gives SERVFAIL, not silence', async () => {
+  const t0 = Date.now();
   const r = parse((await udpAsk(port, buildQuery('garbage.example.test', T.A, { id: 5 })))!);
+  assert.ok(Date.now() - t0 < 250, 'answered at once, not after the upstream timeout');
   assert.equal(r.header.id, 5);
   assert.equal(r.header.rcode, 2);
 });

@@ -56,6 +56,7 @@ export async function startDnsd(flags: DnsdFlags, log: Logger): Promise<() => Pr
     stats,
     forwarder,
     mayForward: (ip) => allowed(nets, ip),
+    zoneLoaded: () => store.loaded,
     config: () => ({
       zones: cfg.zones,
       defaultTtl: cfg.ttl,
@@ -92,7 +93,7 @@ export async function startDnsd(flags: DnsdFlags, log: Logger): Promise<() => Pr
         ...cfg.metrics,
         registry: m.registry,
         ready: () =>
-          store.revision === 0
+          !store.loaded
             ? 'zone not loaded from etcd yet'
             : store.up
               ? true

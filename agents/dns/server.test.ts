@@ -278,3 +278,28 @@ test('fuzz: random bytes and mutated packets are counted and dropped; the server
   const r = parse((await udpAsk(port, buildQuery('web.skydns.local', T.A)))!);
   assert.equal(r.answers.length, 2);
 });
+
+test('before the zone is first loaded, in-zone names get SERVFAIL (uncached), not NXDOMAIN', async () => {
+  let loaded = false;
+  const r3 = new Resolver({
+    tree,
+    config: () => ({ zones: ['skydns.local.'], defaultTtl: 3600, minTtl: 60, serial: 0 }),
+    forwarder: null,
+    mayForward: () => false,
+    zoneLoaded: () => loaded,
+    log,
+  });
+  const s3 = new DnsServer(r3, log);
+  const [l] = await s3.listen([{ host: '127.0.0.1', port: 0 }]);
+  try {
+    const q = buildQuery('web.skydns.local', T.A);
+    assert.equal(parse((await udpAsk(l!.port, q))!).header.rcode, 2);
+    assert.equal(r3.cache.size, 0);
+    loaded = true;
+    const r = parse((await udpAsk(l!.port, q))!);
+    assert.equal(r.header.rcode, 0);
+    assert.equal(r.answers.length, 2);
+  } finally {
+    await s3.close();
+  }
+});

@@ -38,6 +38,11 @@ export interface ResolverOptions {
   forwarder: Forwarder | null;
   /** Whether a client address may have names outside the zones forwarded. */
   mayForward: (ip: string) => boolean;
+  /**
+   * False until the zone was loaded once: in-zone names then get SERVFAIL (not cached), not an
+   * NXDOMAIN that clients would cache. Default: always loaded.
+   */
+  zoneLoaded?: () => boolean;
   stats?: DnsStats;
   cache?: AnswerCache;
   log: Logger;
@@ -134,6 +139,8 @@ export class Resolver {
     const generation = this.cache.generation;
     const a = lookup(this.o.tree, qname, q.qtype, this.o.config());
     const canForward = this.o.forwarder !== null && this.o.mayForward(client);
+    if (!a.forward && this.o.zoneLoaded && !this.o.zoneLoaded())
+      return errorReply(req, q, RCODE.SERVFAIL, this.ra);
     if (a.forward) {
       if (!canForward) return errorReply(req, q, RCODE.REFUSED, this.ra);
       this.stats.forwarded++;

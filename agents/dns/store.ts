@@ -39,12 +39,16 @@ export class RecordStore {
   private watcher: Watcher | null = null;
   private stopped = false;
   private retry: NodeJS.Timeout | undefined;
+  /** Snapshot attempts failed in a row (logged on the first and every 30th). */
+  private failures = 0;
   private probe: NodeJS.Timeout | undefined;
   private queue: Promise<void> = Promise.resolve();
   private readonly prefix: string;
   private readonly badKeys = new Set<string>();
   /** Resolves once the first snapshot is loaded. */
   readonly synced: Promise<void>;
+  /** Whether a snapshot was ever loaded (before that, in-zone answers would be guesses). */
+  loaded = false;
   private markSynced!: () => void;
 
   constructor(private readonly o: StoreOptions) {
@@ -121,11 +125,17 @@ export class RecordStore {
         { records: this.o.tree.size, revision: this.revision },
         'zone loaded from etcd',
       );
+      this.failures = 0;
+      this.loaded = true;
       this.markSynced();
       await this.watch();
     } catch (err) {
       this.up = false;
-      this.o.log.warn({ err: errorMessage(err) }, 'etcd snapshot failed; retrying in 1 s');
+      if (this.failures++ % 30 === 0)
+        this.o.log.warn(
+          { err: errorMessage(err), attempts: this.failures },
+          'etcd snapshot failed; retrying every 1 s',
+        );
       void this.resync(1000);
     }
   }

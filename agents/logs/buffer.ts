@@ -30,10 +30,10 @@ import {
   readdirSync,
   renameSync,
   statSync,
-  unlinkSync,
   writeFileSync,
   writeSync,
 } from 'node:fs';
+import { unlink } from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 
@@ -302,7 +302,8 @@ export class DiskBuffer {
   private dropAcked(): void {
     while (this.segments.length > 1 && this.segments[1]!.first <= this.acked + 1) {
       const s = this.segments.shift()!;
-      unlinkSync(this.segPath(s.first));
+      // Deleting a big file can take tens of ms on some filesystems: not on the event loop.
+      unlink(this.segPath(s.first), () => undefined);
     }
   }
 

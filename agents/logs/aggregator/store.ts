@@ -317,11 +317,12 @@ export class Store {
     const head = Buffer.allocUnsafe(HEAD);
     head.writeUInt32BE(p.blob.length, 0);
     head.writeUInt16BE(h.length, 4);
-    const block = Buffer.concat([head, h, p.blob]);
-    let off = 0;
-    while (off < block.length) off += writeSync(fd, block, off, block.length - off);
+    for (const b of [Buffer.concat([head, h]), p.blob]) {
+      let off = 0;
+      while (off < b.length) off += writeSync(fd, b, off, b.length - off);
+    }
     this.dirty.add(fd);
-    seg.size += block.length;
+    seg.size += HEAD + h.length + p.blob.length;
     seg.count += p.count;
     seg.tmin = Math.min(seg.tmin, p.tmin);
     seg.tmax = Math.max(seg.tmax, p.tmax);

@@ -388,6 +388,8 @@ export class ForwardDecoder {
   private buf: Buffer = Buffer.alloc(0);
   private start = 0;
   private len = 0;
+  /** True when `buf` was allocated here (not a caller's chunk), so its spare room may be used. */
+  private owned = false;
   /** Scan progress inside the frame at `start`, relative to `start`. */
   private resume: ScanState = { pos: 0, pending: 1 };
 
@@ -433,14 +435,22 @@ export class ForwardDecoder {
   private append(chunk: Buffer): void {
     if (this.len === 0) {
       this.buf = chunk;
+      this.owned = false;
       this.len = chunk.length;
       return;
     }
+    // Spare room after `len` is ours (frames handed out lie before `start`): fill it in place.
+    if (this.buf !== chunk && this.len + chunk.length <= this.buf.length && this.owned) {
+      chunk.copy(this.buf, this.len);
+      this.len += chunk.length;
+      return;
+    }
     const keep = this.len - this.start;
-    const next = Buffer.allocUnsafe(Math.max(keep + chunk.length, keep * 2));
+    const next = Buffer.allocUnsafe(Math.max(64 * 1024, (keep + chunk.length) * 2));
     this.buf.copy(next, 0, this.start, this.len);
     chunk.copy(next, keep);
     this.buf = next;
+    this.owned = true;
     this.start = 0;
     this.len = keep + chunk.length;
   }

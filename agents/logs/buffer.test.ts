@@ -81,12 +81,15 @@ test(
     });
     const big = encodeEntry(new EventTime(1, 0), { log: 'x'.repeat(8000) });
     let n = 0;
-    while (!b.full) (b.append([big], meta), n++);
+    while (!b.full) {
+      b.append([big], meta);
+      n++;
+    }
     assert.ok(n > 20 && n < 40, `${n} blocks before full`);
     assert.ok(readdirSync(dir).filter((f) => f.endsWith('.seg')).length >= 4);
     b.ack(n);
     assert.equal(b.full, false);
-    assert.equal(readdirSync(dir).filter((f) => f.endsWith('.seg')).length, 1);
+    assert.ok(b.bytes <= 2 * 64 * 1024, `${b.bytes} bytes left`); // files go asynchronously
     assert.deepEqual(readAll(b), []);
     b.close();
   }),

@@ -5,7 +5,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect } from 'node:net';
+import { execFileSync } from 'node:child_process';
+import { createServer, type Socket } from 'node:net';
+import { readFileSync } from 'node:fs';
 import { createLogger } from '../common/logger.js';
+import { ForwardDecoder, decodeEntries, encodeAck } from './forward/codec.js';
 import { startAgent } from './agent.js';
 import { startAggregator } from './aggregator/server.js';
 import { AckingSender } from './forward/client.js';
@@ -33,7 +37,14 @@ async function until(what: string, fn: () => Promise<boolean> | boolean, ms = 15
   throw new Error(`timed out waiting for ${what}`);
 }
 
-async function pipeline(opts: { sharedKey?: string; agentKey?: string } = {}) {
+interface PipelineOptions {
+  sharedKey?: string;
+  agentKey?: string;
+  tls?: { cert: Buffer; key: Buffer };
+  forwardOut?: { host: string; port: number };
+}
+
+async function pipeline(opts: PipelineOptions = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'flt-logs-'));
   const agg = await startAggregator({
     listen: { host: '127.0.0.1', port: 0 },
@@ -42,6 +53,8 @@ async function pipeline(opts: { sharedKey?: string; agentKey?: string } = {}) {
     fsync: 'interval',
     hostname: 'agg',
     ...(opts.sharedKey ? { sharedKey: opts.sharedKey } : {}),
+    ...(opts.tls ? { tls: opts.tls } : {}),
+    ...(opts.forwardOut ? { forwardOut: opts.forwardOut } : {}),
     log,
   });
   const agent = await startAgent({
@@ -52,6 +65,7 @@ async function pipeline(opts: { sharedKey?: string; agentKey?: string } = {}) {
     aggregators: [{ host: '127.0.0.1', port: agg.port }],
     hostname: 'host-a',
     ...(opts.agentKey ? { sharedKey: opts.agentKey } : {}),
+    ...(opts.tls ? { tls: { ca: opts.tls.cert } } : {}),
     log,
   });
   return {
@@ -255,5 +269,69 @@ test('bad query parameters get a one-line 400', async () => {
     }
   } finally {
     await p.stop();
+  }
+});
+
+test('TLS agent→aggregator link ships; onward output reaches another forward receiver', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'flt-logs-tls-'));
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-days',
+      '1',
+      '-subj',
+      '/CN=agg',
+      '-addext',
+      'subjectAltName=IP:127.0.0.1',
+      '-keyout',
+      join(dir, 'key.pem'),
+      '-out',
+      join(dir, 'cert.pem'),
+    ],
+    { stdio: 'ignore' },
+  );
+  const received: string[] = [];
+  const sockets = new Set<Socket>();
+  const onward = createServer((sock) => {
+    sockets.add(sock);
+    const d = new ForwardDecoder();
+    sock.on('data', (c: Buffer) => {
+      for (const f of d.push(c)) {
+        if (f.kind !== 'events') continue;
+        for (const e of f.entries ?? decodeEntries(f.blob!))
+          received.push(`${f.tag}:${String(e.record.log)}`);
+        if (f.option.chunk) sock.write(encodeAck(f.option.chunk));
+      }
+    });
+  });
+  await new Promise<void>((r) => onward.listen(0, '127.0.0.1', () => r()));
+  const p = await pipeline({
+    tls: { cert: readFileSync(join(dir, 'cert.pem')), key: readFileSync(join(dir, 'key.pem')) },
+    forwardOut: { host: '127.0.0.1', port: (onward.address() as { port: number }).port },
+  });
+  try {
+    const s = new AckingSender({ host: '127.0.0.1', port: p.agent.port });
+    for (let i = 0; i < 20; i++)
+      await s.send('t', docker('web', '2'.repeat(64), `tls ${i}`, { service: 'sec' }));
+    s.close();
+    await until(
+      'stored over TLS',
+      async () => (await getLines(p.agg.httpPort, 'service=sec')).length === 20,
+    );
+    await until('forwarded onward', () => received.length === 20);
+    assert.deepEqual(
+      received,
+      Array.from({ length: 20 }, (_, i) => `sec:tls ${i}`),
+    );
+  } finally {
+    await p.stop();
+    for (const s of sockets) s.destroy();
+    onward.close();
+    rmSync(dir, { recursive: true, force: true });
   }
 });

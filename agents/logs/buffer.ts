@@ -91,6 +91,9 @@ export class DiskBuffer {
   private readonly segmentBytes: number;
   private readonly chunks = new Set<string>();
   private cursorTimer: NodeJS.Timeout | undefined;
+  /** Recently appended blocks by position, so shipping them costs no read(2). */
+  private readonly recent = new Map<string, { block: Block; total: number }>();
+  private recentBytes = 0;
 
   constructor(private readonly opts: BufferOptions) {
     this.segmentBytes =
@@ -164,6 +167,15 @@ export class DiskBuffer {
     let off = 0;
     while (off < block.length)
       off += writeSync(this.fd, block, off, block.length - off, seg.size + off);
+    this.remember2(seg.first, seg.size, {
+      block: {
+        firstSeq: first,
+        count: entries.length,
+        meta,
+        blob: block.subarray(HEADER + metaBuf.length),
+      },
+      total: block.length,
+    });
     seg.size += block.length;
     this.nextSeq = first + entries.length;
     if (meta.chunk) this.remember(meta.chunk);
@@ -212,6 +224,14 @@ export class DiskBuffer {
         offset = 0;
         continue;
       }
+      const cached = this.recent.get(`${seg}:${offset}`);
+      if (cached) {
+        if (blocks.length > 0 && bytes + cached.total > maxBytes) break;
+        blocks.push(cached.block);
+        bytes += cached.total;
+        offset += cached.total;
+        continue;
+      }
       const h = this.readHeader(seg, offset);
       if (!h) break;
       if (blocks.length > 0 && bytes + h.total > maxBytes) break;
@@ -233,6 +253,7 @@ export class DiskBuffer {
   ack(seq: number): void {
     if (seq <= this.acked) return;
     this.acked = seq;
+    this.forgetAcked();
     this.dropAcked();
     if (!this.cursorTimer) {
       this.cursorTimer = setTimeout(() => this.saveCursor(), 200);
@@ -263,6 +284,24 @@ export class DiskBuffer {
     this.sync();
     if (this.fd >= 0) closeSync(this.fd);
     this.fd = -1;
+  }
+
+  private remember2(seg: number, offset: number, v: { block: Block; total: number }): void {
+    this.recent.set(`${seg}:${offset}`, v);
+    this.recentBytes += v.total;
+    while (this.recentBytes > 32 << 20) {
+      const [k, old] = this.recent.entries().next().value!;
+      this.recent.delete(k);
+      this.recentBytes -= old.total;
+    }
+  }
+
+  private forgetAcked(): void {
+    for (const [k, v] of this.recent) {
+      if (v.block.firstSeq + v.block.count - 1 > this.acked) break;
+      this.recent.delete(k);
+      this.recentBytes -= v.total;
+    }
   }
 
   private remember(chunk: string): void {

@@ -367,8 +367,9 @@ export function decodeFrame(frame: Buffer): Frame {
   }
   if (items.length > 4) throw new FrameError('message frame must be [tag, time, record, option?]');
   if (items.length < 3) throw new FrameError('message frame must be [tag, time, record, option?]');
-  const time = toEventTime(decodeValue(second));
-  const record = decodeValue(frame.subarray(items[2]!, items[3] ?? frame.length));
+  // Docker sends one of these per line: decode it in one call.
+  const [, t, record, option] = decodeValue(frame) as unknown[];
+  const time = toEventTime(t);
   if (record === null || typeof record !== 'object' || Array.isArray(record))
     throw new FrameError('record must be a map');
   return {
@@ -376,7 +377,7 @@ export function decodeFrame(frame: Buffer): Frame {
     mode: 'message',
     tag,
     entries: [{ time, record: record as LogRecord }],
-    option: optionAt(3),
+    option: toOptions(option),
   };
 }
 

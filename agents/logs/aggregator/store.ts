@@ -253,11 +253,13 @@ export class Store {
     const fd = this.fds.get(service);
     const list = this.segs.get(service);
     const seg = list?.[list.length - 1];
-    if (fd === undefined || !seg) return;
-    fdatasyncSync(fd);
-    closeSync(fd);
-    this.dirty.delete(fd);
-    this.fds.delete(service);
+    if (!seg || seg.closed) return;
+    if (fd !== undefined) {
+      fdatasyncSync(fd);
+      closeSync(fd);
+      this.dirty.delete(fd);
+      this.fds.delete(service);
+    }
     seg.closed = true;
     this.checkpoint();
     writeFileSync(seg.file.replace(/\.seg$/, '.idx'), JSON.stringify(seg));

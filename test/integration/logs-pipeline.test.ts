@@ -217,13 +217,15 @@ test(
     });
     const sent = async () => Math.max(0, await count('counter'));
     await waitCount('counter', N * 0.25, 60_000);
-    // Agent killed mid-stream (hard), restarted: the driver resends what was not acked.
+    // Agent killed -9 mid-stream, restarted: the driver resends what was not acked.
     const agent = agents.get(h2)!;
+    process.kill(agent.pid, 'SIGKILL');
     await h2.kill(agent, 0);
     await new Promise((r) => setTimeout(r, 500));
     startAgent(h2);
     await waitCount('counter', N * 0.5, 60_000);
     // Aggregator killed -9 for 10 s: the agent buffers and resends.
+    process.kill(aggregator.pid, 'SIGKILL');
     await h1.kill(aggregator, 0);
     await new Promise((r) => setTimeout(r, 10_000));
     aggregator = h1.spawn(aggregatorCmd(h1), { logName: 'logsd-aggregator' });

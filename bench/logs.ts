@@ -125,7 +125,7 @@ async function synthetic(): Promise<void> {
 }
 
 const BARE = `
-const net = require('net');
+const net = await import('node:net');
 const { ForwardDecoder, encodeAck, decodeEntries } = await import(${JSON.stringify(CODEC)});
 const want = Number(process.argv[1]);
 let n = 0, first = 0;
@@ -196,7 +196,7 @@ async function viaDocker(): Promise<void> {
         MAIN,
         'aggregator',
         '--listen=127.0.0.1:24240',
-        '--http=127.0.0.1:24241',
+        '--http=0.0.0.0:24241',
         `--data-dir=${h.dir}/data`,
         '--log-level=warn',
       ],

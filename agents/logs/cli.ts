@@ -265,6 +265,11 @@ Run \`logs <command> --help\` for its flags.
 `;
 
 export async function main(argv = process.argv.slice(2)): Promise<void> {
+  // `logs tail -f | head`: the reader went away; that is a normal end.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(0);
+    throw err;
+  });
   const [sub, ...rest] = argv;
   switch (sub) {
     case 'tail':

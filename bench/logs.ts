@@ -112,10 +112,17 @@ async function synthetic(): Promise<void> {
       ],
       { stdio: 'inherit' },
     );
-    const done = await waitCount(`http://127.0.0.1:${http}`, 'synth', SYNTH, 300_000);
+    const base = `http://127.0.0.1:${http}`;
+    let firstAt = 0;
+    while (!firstAt) {
+      if ((await servicesCount(base, 'synth')) > 0) firstAt = Date.now();
+      else await sleep(20);
+    }
+    const done = await waitCount(base, 'synth', SYNTH, 300_000);
     const secs = (done - start) / 1000;
+    const shipping = (done - firstAt) / 1000;
     console.log(
-      `agent→aggregator synthetic: ${SYNTH} records in ${secs.toFixed(2)} s = ${Math.round(SYNTH / secs)} records/s (incl. agent start; target ≥ 500000)`,
+      `agent→aggregator synthetic: ${SYNTH} records in ${secs.toFixed(2)} s incl. agent start = ${Math.round(SYNTH / secs)} records/s; from the first stored record ${Math.round(SYNTH / shipping)} records/s (target ≥ 500000)`,
     );
     agent.kill('SIGKILL');
     agg.kill('SIGKILL');

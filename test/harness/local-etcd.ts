@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startProcess, stopPid } from './proc.js';
 import { etcdCommand, waitForEtcd } from './etcd.js';
+import { onProcessExit } from './state.js';
 
 export interface LocalEtcd {
   endpoints: string[];
@@ -44,11 +45,7 @@ export async function startLocalEtcd(): Promise<LocalEtcd> {
     }),
     { logFile: join(dir, 'etcd.log') },
   );
-  const stop = async () => {
-    await stopPid(proc.pid, 5000);
-    rmSync(dir, { recursive: true, force: true });
-  };
-  process.on('exit', () => {
+  const forget = onProcessExit(() => {
     try {
       process.kill(proc.pid, 'SIGKILL');
     } catch {
@@ -56,6 +53,11 @@ export async function startLocalEtcd(): Promise<LocalEtcd> {
     }
     rmSync(dir, { recursive: true, force: true });
   });
+  const stop = async () => {
+    forget();
+    await stopPid(proc.pid, 5000);
+    rmSync(dir, { recursive: true, force: true });
+  };
   try {
     await waitForEtcd(client);
   } catch (err) {

@@ -182,3 +182,35 @@ export function sweepLeftovers(): void {
       spawnSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
   }
 }
+
+const exitCleanups = new Set<() => void>();
+let exitHandlersInstalled = false;
+
+/**
+ * Runs `fn` (synchronous) when this process exits, also on SIGINT/SIGTERM/SIGHUP (which would
+ * otherwise end it without an 'exit' event). Returns a function that unregisters it.
+ */
+export function onProcessExit(fn: () => void): () => void {
+  exitCleanups.add(fn);
+  if (!exitHandlersInstalled) {
+    exitHandlersInstalled = true;
+    const runAll = () => {
+      for (const f of [...exitCleanups]) {
+        exitCleanups.delete(f);
+        try {
+          f();
+        } catch {
+          /* keep cleaning the rest */
+        }
+      }
+    };
+    process.on('exit', runAll);
+    for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+      process.once(sig, () => {
+        runAll();
+        process.exit(sig === 'SIGINT' ? 130 : 143);
+      });
+    }
+  }
+  return () => exitCleanups.delete(fn);
+}

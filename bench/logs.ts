@@ -180,7 +180,9 @@ async function viaDocker(): Promise<void> {
   });
   try {
     const h = cluster.hosts[0]!;
-    const script = `awk 'BEGIN { for (i = 1; i <= ${N}; i++) printf "%d GET /index.html 200 0.001\\n", i }'`;
+    // The container stays up after printing: dockerd cuts a logger off 10 s after its container
+    // exits (dropping what is undelivered), which would end the measurement, not the pipeline.
+    const script = `awk 'BEGIN { for (i = 1; i <= ${N}; i++) printf "%d GET /index.html 200 0.001\\n", i }'; sleep 20`;
 
     // Bare counting receiver.
     const bare = h.spawn(['node', '--input-type=module', '-e', BARE, String(N)], {

@@ -20,6 +20,7 @@ test('the Docker drop-in gives dockerd the overlay subnet, dnsd on the bridge an
     'fluentd-address': '127.0.0.1:24224',
     'fluentd-request-ack': 'true',
     'fluentd-sub-second-precision': 'true',
+    'cache-disabled': 'true',
     labels: 'service',
     env: 'SERVICE_NAME',
   });

@@ -1,6 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { appendFileSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import {
+  appendFileSync,
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  truncateSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
@@ -121,6 +129,32 @@ test(
     assert.equal(s2.ingest({ agent: 'A', seq: 1, parts: [part('web', 1, 5)] }).stored, 0);
     assert.equal(s2.ingest({ agent: 'A', seq: 6, parts: [part('web', 6, 1)] }).stored, 1);
     assert.deepEqual(logs(s2, 'web'), ['web 1', 'web 2', 'web 3', 'web 4', 'web 5', 'web 6']);
+    s2.close();
+  }),
+);
+
+test(
+  'kill -9 between the blocks of one batch: the resend stores the blocks that were not written',
+  withDir((dir) => {
+    const s = new Store({ dir, fsync: 'never' });
+    const batch = {
+      agent: 'A',
+      seq: 1,
+      parts: [part('web', 1, 3), part('web', 4, 3), part('db', 7, 3)],
+    };
+    s.ingest(batch);
+    // The state a kill -9 leaves after write(2) of the first block only (plus a few bytes of
+    // the second): the rest of the web file and the whole db segment were never written.
+    const seg = s.segments('web')[0]!;
+    const data = readFileSync(seg.file);
+    const firstEnd = 6 + data.readUInt16BE(4) + data.readUInt32BE(0);
+    truncateSync(seg.file, firstEnd + 4);
+    rmSync(join(dir, serviceDir('db')), { recursive: true });
+    const s2 = new Store({ dir, fsync: 'never' });
+    assert.deepEqual(s2.ingest(batch), { stored: 6, duplicates: 3 });
+    assert.deepEqual(logs(s2, 'web'), ['web 1', 'web 2', 'web 3', 'web 4', 'web 5', 'web 6']);
+    assert.deepEqual(logs(s2, 'db'), ['db 7', 'db 8', 'db 9']);
+    assert.equal(s2.ingest(batch).stored, 0);
     s2.close();
   }),
 );

@@ -4,7 +4,7 @@
  * dedup of resent batches.
  *
  * Layout: `<dir>/s_<service>/<id>.seg` (+ `<id>.idx` once closed), `<dir>/dedup.json`.
- * Block: u32 blobLen | u16 hdrLen | hdr JSON {a agent, s batch last seq, c chunk, n, t0, t1} |
+ * Block: u32 blobLen | u16 hdrLen | hdr JSON {a agent, s last seq of this block, c chunk, n, t0, t1} |
  * blob (msgpack `[time, record]` entries, exactly as shipped).
  *
  * Dedup (exactly-once effect): batches from Flotilla agents carry (agent, first seq); records at
@@ -152,12 +152,15 @@ export class Store {
     const total = b.parts.reduce((n, p) => n + p.count, 0);
     let parts = b.parts;
     let hdr: Partial<BlockHeader> = {};
+    let seq = 0;
     if (b.agent !== undefined && b.seq !== undefined) {
       const last = b.seq + total - 1;
       const mark = this.hwm.get(b.agent) ?? 0;
       if (last <= mark) return { stored: 0, duplicates: total };
-      parts = trimFront(parts, Math.max(0, mark - b.seq + 1));
-      hdr = { a: b.agent, s: last };
+      const skip = Math.max(0, mark - b.seq + 1);
+      parts = trimFront(parts, skip);
+      seq = b.seq + skip - 1;
+      hdr = { a: b.agent };
     } else if (b.chunk !== undefined) {
       if (this.recent.has(b.chunk)) return { stored: 0, duplicates: total };
       hdr = { c: b.chunk };
@@ -165,10 +168,14 @@ export class Store {
     let stored = 0;
     for (const p of parts) {
       if (p.count === 0) continue;
-      this.write(p, { ...hdr, n: p.count, t0: p.tmin, t1: p.tmax });
+      seq += p.count;
+      // Each block's own last seq: a kill -9 between the blocks of one batch must leave a mark
+      // that covers only the blocks written, so the resend stores the rest.
+      const s = hdr.a !== undefined ? { s: seq } : {};
+      this.write(p, { ...hdr, ...s, n: p.count, t0: p.tmin, t1: p.tmax });
       stored += p.count;
     }
-    if (hdr.a !== undefined) this.hwm.set(hdr.a, hdr.s!);
+    if (hdr.a !== undefined) this.hwm.set(hdr.a, seq);
     if (hdr.c !== undefined) this.remember(hdr.c);
     if (this.o.fsync === 'always') this.sync();
     for (const p of parts) for (const fn of this.listeners) fn(p.service, p.blob);

@@ -279,6 +279,13 @@ export function lookup(tree: ZoneTree, qname: string, qtype: number, cfg: Lookup
     else return { ...empty(RCODE.NOERROR), forward: true };
   }
   if (qtype === T.ANY || qtype === T.AXFR) return empty(RCODE.REFUSED);
+  const positive = (answer: RR[], additional: RR[]): Answer => ({
+    rcode: RCODE.NOERROR,
+    authoritative: true,
+    answer: minTtl(dedupe(answer)),
+    authority: [],
+    additional: dedupe(additional),
+  });
   const negative = (rcode: number): Answer => ({
     rcode,
     authoritative: true,
@@ -310,13 +317,7 @@ export function lookup(tree: ZoneTree, qname: string, qtype: number, cfg: Lookup
         ttl: cfg.defaultTtl,
         data: { type: T.NS, target: `ns.dns.${zone}` },
       });
-    return {
-      rcode: RCODE.NOERROR,
-      authoritative: true,
-      answer: minTtl(dedupe(answer)),
-      authority: [],
-      additional: dedupe(additional),
-    };
+    return positive(answer, additional);
   }
   const found = tree.find(labelsOf(lname));
   if (!found) return negative(apex ? RCODE.NOERROR : RCODE.NXDOMAIN);
@@ -398,12 +399,5 @@ export function lookup(tree: ZoneTree, qname: string, qtype: number, cfg: Lookup
       break;
   }
   if (answer.length === 0 && !external) return negative(RCODE.NOERROR);
-  return {
-    rcode: RCODE.NOERROR,
-    authoritative: true,
-    answer: minTtl(dedupe(answer)),
-    authority: [],
-    additional: dedupe(additional),
-    ...(external ? { external } : {}),
-  };
+  return { ...positive(answer, additional), ...(external ? { external } : {}) };
 }

@@ -99,6 +99,11 @@ export function serviceDir(service: string): string {
   return `s_${encodeURIComponent(service)}`;
 }
 
+/** A segment with no blocks yet: the start of a new one, or of rebuilding one's index. */
+function emptySegment(service: string, id: number, file: string, closed: boolean): SegmentInfo {
+  return { service, id, file, size: 0, count: 0, tmin: Infinity, tmax: -Infinity, closed };
+}
+
 export class Store {
   private readonly segs = new Map<string, SegmentInfo[]>();
   private readonly fds = new Map<string, number>();
@@ -305,16 +310,7 @@ export class Store {
       const dir = join(this.o.dir, serviceDir(p.service));
       mkdirSync(dir, { recursive: true });
       const file = join(dir, `${id}.seg`);
-      seg = {
-        service: p.service,
-        id,
-        file,
-        size: 0,
-        count: 0,
-        tmin: Infinity,
-        tmax: -Infinity,
-        closed: false,
-      };
+      seg = emptySegment(p.service, id, file, false);
       list.push(seg);
     }
     let fd = this.fds.get(p.service);
@@ -352,16 +348,7 @@ export class Store {
   /** Rebuilds a segment's index (and the dedup marks) from its blocks; cuts a torn tail. */
   private recover(service: string, id: number, file: string, closed: boolean): SegmentInfo {
     const data = readFileSync(file);
-    const seg: SegmentInfo = {
-      service,
-      id,
-      file,
-      size: 0,
-      count: 0,
-      tmin: Infinity,
-      tmax: -Infinity,
-      closed,
-    };
+    const seg = emptySegment(service, id, file, closed);
     for (const { hdr, end } of blocks(data)) {
       seg.size = end;
       seg.count += hdr.n;

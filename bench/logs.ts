@@ -18,6 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { freePort, startCluster, type Host, type StartedProcess } from '../test/harness/index.js';
 import { DiskBuffer } from '../agents/logs/buffer.js';
 import { EventTime, encodeEntry } from '../agents/logs/forward/codec.js';
+import { dropInLogOptions } from '../scripts/local-cluster.js';
 import type { LogLine } from '../agents/logs/aggregator/query.js';
 
 const MAIN = fileURLToPath(new URL('../agents/logs/main.js', import.meta.url));
@@ -167,16 +168,7 @@ async function viaDocker(): Promise<void> {
   const cluster = await startCluster({
     name: 'bench-logs',
     hosts: 1,
-    docker: () => ({
-      logDriver: 'fluentd',
-      logOpts: {
-        'fluentd-address': '127.0.0.1:24224',
-        'fluentd-request-ack': 'true',
-        'fluentd-sub-second-precision': 'true',
-        'cache-disabled': 'true',
-        labels: 'service',
-      },
-    }),
+    docker: () => dropInLogOptions(),
   });
   try {
     const h = cluster.hosts[0]!;

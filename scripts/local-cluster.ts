@@ -35,6 +35,18 @@ function unit(name: string): string {
   return readFileSync(join(UNITS, name), 'utf8');
 }
 
+/**
+ * The log driver and options of the shipped Docker drop-in (they do not depend on the subnet),
+ * for tests and benchmarks that run dockerd without the overlay: they log exactly as deployed.
+ */
+export function dropInLogOptions(): { logDriver: string; logOpts: Record<string, string> } {
+  const d = dockerOptionsFromDropIn(unit('docker.service.d/50-flotilla.conf'), {
+    FLANNEL_SUBNET: '10.5.0.1/24',
+    FLANNEL_MTU: 1450,
+  });
+  return { logDriver: d.logDriver, logOpts: d.logOpts };
+}
+
 function hostPaths(h: Host): Record<string, string> {
   return {
     '/run/flannel/': join(h.dir, 'run/flannel/'),

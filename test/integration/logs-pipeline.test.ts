@@ -4,6 +4,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
 import { startCluster, type Cluster, type Host, type StartedProcess } from '../harness/index.js';
+import { dropInLogOptions } from '../../scripts/local-cluster.js';
 import type { LogLine } from '../../agents/logs/aggregator/query.js';
 
 const MAIN = fileURLToPath(new URL('../../agents/logs/main.js', import.meta.url));
@@ -94,18 +95,7 @@ before(async () => {
   cluster = await startCluster({
     name: 'logs',
     hosts: 2,
-    docker: () => ({
-      logDriver: 'fluentd',
-      logOpts: {
-        'fluentd-address': '127.0.0.1:24224',
-        'fluentd-request-ack': 'true',
-        'fluentd-sub-second-precision': 'true',
-        labels: 'service',
-        // Without this, dockerd (20.10) copies output into a local cache, lets the container run
-        // ahead of the driver, and drops what is not delivered 10 s after the container exits.
-        'cache-disabled': 'true',
-      },
-    }),
+    docker: () => dropInLogOptions(),
   });
   [h1, h2] = cluster.hosts as [Host, Host];
   aggregator = h1.spawn(aggregatorCmd(h1), { logName: 'logsd-aggregator' });

@@ -4,6 +4,7 @@
  * whole on every zone change (the watch calls `clear`); bounded by dropping everything when
  * full, which keeps the hit path to one Map lookup.
  */
+import type { Spread } from './spread.js';
 import type { Slot } from './stats.js';
 
 export interface CachedAnswer {
@@ -11,6 +12,8 @@ export interface CachedAnswer {
   rcode: number;
   /** Its queries-by-type-and-rcode counter, so a hit counts with one increment. */
   slot: Slot;
+  /** Set when its records are reordered per answer (--round-robin). */
+  spread?: Spread;
   /** Answers cut to a client's UDP limit, by limit. */
   cut?: Map<number, Buffer>;
 }

@@ -57,10 +57,13 @@ export async function startDnsd(flags: DnsdFlags, log: Logger): Promise<() => Pr
     forwarder,
     mayForward: (ip) => allowed(nets, ip),
     zoneLoaded: () => store.loaded,
+    roundRobin: cfg.roundRobin,
     config: () => ({
       zones: cfg.zones,
       defaultTtl: cfg.ttl,
       minTtl: cfg.minTtl,
+      minLeaseTtl: cfg.minLeaseTtl,
+      maxLeaseTtl: cfg.maxLeaseTtl,
       serial: store.revision,
     }),
     log,

@@ -157,6 +157,11 @@ export function questionName(buf: Buffer): string {
 export function patchAnswer(cached: Buffer, q: Query): Buffer {
   const out = Buffer.allocUnsafe(cached.length);
   cached.copy(out);
+  return patchHeader(out, cached, q);
+}
+
+/** Writes the request's ID, RD and CD bits into `out`, a copy of `cached`'s header. */
+export function patchHeader(out: Buffer, cached: Buffer, q: Query): Buffer {
   out.writeUInt16BE(q.id, 0);
   out[2] = (cached[2]! & 0xfe) | (q.rd ? 1 : 0);
   out[3] = (cached[3]! & 0xef) | (q.cd ? 0x10 : 0);
@@ -224,4 +229,92 @@ export function errorReply(req: Buffer, q: Query, rcode: number, ra: boolean): B
     out.writeUInt16BE(0, o + 9);
   }
   return out;
+}
+
+/** One resource record of an encoded message: its byte range, type and where its RDATA starts. */
+export interface RRSpan {
+  start: number;
+  end: number;
+  type: number;
+  rdata: number;
+}
+
+/** The records of an encoded message after the question, in order; null when malformed. */
+export function recordSpans(msg: Buffer): RRSpan[] | null {
+  if (msg.length < HEADER) return null;
+  let off = HEADER;
+  for (let i = msg.readUInt16BE(4); i > 0; i--) {
+    off = skipName(msg, off);
+    if (off < 0 || off + 4 > msg.length) return null;
+    off += 4;
+  }
+  const n = msg.readUInt16BE(6) + msg.readUInt16BE(8) + msg.readUInt16BE(10);
+  const out: RRSpan[] = [];
+  for (let i = 0; i < n; i++) {
+    const nameEnd = skipName(msg, off);
+    const end = skipRR(msg, off);
+    if (nameEnd < 0 || end < 0) return null;
+    out.push({ start: off, end, type: msg.readUInt16BE(nameEnd), rdata: nameEnd + 10 });
+    off = end;
+  }
+  return out;
+}
+
+/** Whether the name at `off`, through any chain of pointers, reads bytes in [lo, hi). */
+function nameReads(msg: Buffer, off: number, lo: number, hi: number): boolean {
+  for (let hops = 0; hops < 64 && off < msg.length;) {
+    if (off >= lo && off < hi) return true;
+    const len = msg[off]!;
+    if (len === 0) return false;
+    if ((len & 0xc0) === 0xc0) {
+      if (off + 1 >= msg.length) return false;
+      off = msg.readUInt16BE(off) & 0x3fff;
+      hops++;
+    } else off += len + 1;
+  }
+  return true;
+}
+
+/**
+ * Whether some name in the message outside [lo, hi) is compressed into [lo, hi), or a name
+ * inside it points into it: only when neither holds may the records in that range be
+ * reordered byte-wise without breaking a compression pointer.
+ */
+export function pointsInto(msg: Buffer, spans: RRSpan[], lo: number, hi: number): boolean {
+  // A name starting inside the range moves with it; only where its first pointer leads counts.
+  const fromInside = (off: number): boolean => {
+    while (off < msg.length) {
+      const len = msg[off]!;
+      if (len === 0) return false;
+      if ((len & 0xc0) === 0xc0) return nameReads(msg, msg.readUInt16BE(off) & 0x3fff, lo, hi);
+      off += len + 1;
+    }
+    return true;
+  };
+  const names: number[] = [];
+  for (const s of spans) {
+    names.push(s.start);
+    switch (s.type) {
+      case 2:
+      case 5:
+      case 12:
+        names.push(s.rdata);
+        break;
+      case 15:
+        names.push(s.rdata + 2);
+        break;
+      case 33:
+        names.push(s.rdata + 6);
+        break;
+      case 6: {
+        names.push(s.rdata);
+        const next = skipName(msg, s.rdata);
+        if (next > 0) names.push(next);
+        break;
+      }
+    }
+  }
+  return names.some((off) =>
+    off >= lo && off < hi ? fromInside(off) : nameReads(msg, off, lo, hi),
+  );
 }

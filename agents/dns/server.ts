@@ -80,7 +80,8 @@ export class Resolver {
       this.warnOnce(q, client);
       return null;
     }
-    const hit = this.cache.get(q.key);
+    // Only standard queries (opcode 0) share answers; others get NOTIMP on the miss path.
+    const hit = (req[2]! & 0x78) === 0 ? this.cache.get(q.key, q.variant) : undefined;
     if (hit) {
       this.stats.cacheHits++;
       let out: Buffer;
@@ -179,7 +180,12 @@ export class Resolver {
     if (this.o.roundRobin)
       ({ msg, plan: spread } = planSpread(msg, (lo) => encodeAnswer(q, qname, a, this.ra, lo)));
     const slot = this.stats.slot(typeLabel(q.qtype), a.rcode);
-    this.cache.set(q.key, { msg, rcode: a.rcode, slot, ...(spread ? { spread } : {}) }, generation);
+    this.cache.set(
+      q.key,
+      q.variant,
+      { msg, rcode: a.rcode, slot, ...(spread ? { spread } : {}) },
+      generation,
+    );
     return spread ? spreadAnswer(msg, spread, nextOrder(spread), q) : patchAnswer(msg, q);
   }
 

@@ -16,11 +16,14 @@ export interface Spread {
   ends: number[];
   lo: number;
   hi: number;
-  /** SRV priority and weight of each record (weighted only). */
-  priority: number[];
+  /** SRV weight of each record, and the records grouped by priority (weighted only). */
   weight: number[];
-  /** Answers given so far (rotate). */
+  groups: number[][];
+  /** Index of the record that leads the next answer (rotate). */
   next: number;
+  /** Scratch for nextOrder: no allocation per answer. */
+  order: number[];
+  pool: number[];
 }
 
 /** The reorderable run of answer records, or null when there is nothing to spread. */
@@ -67,9 +70,11 @@ export function planSpread(
           ends: run.map((s) => s.end),
           lo,
           hi,
-          priority: weighted ? run.map((s) => msg.readUInt16BE(s.rdata)) : [],
           weight: weighted ? run.map((s) => msg.readUInt16BE(s.rdata + 2)) : [],
+          groups: weighted ? srvGroups(run.map((s) => msg.readUInt16BE(s.rdata))) : [],
           next: 0,
+          order: new Array<number>(run.length).fill(0),
+          pool: new Array<number>(run.length).fill(0),
         },
       };
     }
@@ -78,50 +83,79 @@ export function planSpread(
   return { msg, plan: null };
 }
 
+/** Record indexes grouped by SRV priority, lowest first, each group in stored order. */
+export function srvGroups(priority: number[]): number[][] {
+  const idx = priority.map((_, i) => i).sort((a, b) => priority[a]! - priority[b]! || a - b);
+  const groups: number[][] = [];
+  for (const i of idx) {
+    const last = groups[groups.length - 1];
+    if (last && priority[last[0]!] === priority[i]) last.push(i);
+    else groups.push([i]);
+  }
+  return groups;
+}
+
 /**
- * RFC 2782's order: by priority, then within each priority repeatedly a random pick with
- * probability proportional to weight (weight 0 only once no weighted record is left).
+ * RFC 2782's order into `out`: group by group, repeatedly a random pick with probability
+ * proportional to weight (weight 0 only once no weighted record is left). `pool` is scratch.
  */
+function weightedInto(
+  groups: number[][],
+  weight: number[],
+  out: number[],
+  pool: number[],
+  rnd: () => number,
+): number[] {
+  let at = 0;
+  for (const g of groups) {
+    let left = g.length;
+    let sum = 0;
+    for (let i = 0; i < left; i++) {
+      pool[i] = g[i]!;
+      sum += weight[g[i]!]!;
+    }
+    while (left > 1) {
+      let pick = 0;
+      if (sum > 0) {
+        let r = rnd() * sum;
+        for (; pick < left - 1; pick++) {
+          r -= weight[pool[pick]!]!;
+          if (r < 0) break;
+        }
+        while (weight[pool[pick]!] === 0 && pick > 0) pick--;
+      }
+      const chosen = pool[pick]!;
+      out[at++] = chosen;
+      sum -= weight[chosen]!;
+      for (let i = pick; i < left - 1; i++) pool[i] = pool[i + 1]!;
+      left--;
+    }
+    out[at++] = pool[0]!;
+  }
+  return out;
+}
+
+/** RFC 2782's order of SRV records with these priorities and weights (indexes). */
 export function srvOrder(
   priority: number[],
   weight: number[],
   rnd: () => number = Math.random,
 ): number[] {
-  const idx = priority.map((_, i) => i).sort((a, b) => priority[a]! - priority[b]! || a - b);
-  const out: number[] = [];
-  for (let s = 0; s < idx.length;) {
-    let e = s;
-    while (e < idx.length && priority[idx[e]!] === priority[idx[s]!]) e++;
-    const group = idx.slice(s, e);
-    while (group.length > 1) {
-      let sum = 0;
-      for (const i of group) sum += weight[i]!;
-      let pick = 0;
-      if (sum > 0) {
-        let r = rnd() * sum;
-        for (; pick < group.length - 1; pick++) {
-          r -= weight[group[pick]!]!;
-          if (r < 0) break;
-        }
-        while (weight[group[pick]!] === 0 && pick > 0) pick--;
-      }
-      out.push(group.splice(pick, 1)[0]!);
-    }
-    out.push(group[0]!);
-    s = e;
-  }
-  return out;
+  return weightedInto(srvGroups(priority), weight, new Array<number>(priority.length), [], rnd);
 }
 
-/** The order of this answer's records under the plan (advances a rotation). */
+/**
+ * The order of this answer's records under the plan, advancing its rotation. The array is the
+ * plan's own, valid until the next call (spreadAnswer uses it at once).
+ */
 export function nextOrder(plan: Spread, rnd: () => number = Math.random): number[] {
   const n = plan.starts.length;
-  if (plan.kind === 'weighted') return srvOrder(plan.priority, plan.weight, rnd);
-  const k = plan.next++ % n;
-  if (plan.next >= n) plan.next = 0;
-  const order = new Array<number>(n);
-  for (let i = 0; i < n; i++) order[i] = (k + i) % n;
-  return order;
+  if (plan.kind === 'weighted')
+    return weightedInto(plan.groups, plan.weight, plan.order, plan.pool, rnd);
+  const k = plan.next;
+  plan.next = k + 1 >= n ? 0 : k + 1;
+  for (let i = 0; i < n; i++) plan.order[i] = k + i < n ? k + i : k + i - n;
+  return plan.order;
 }
 
 /**

@@ -184,6 +184,7 @@ export async function upLocalCluster(o: LocalClusterOptions = {}): Promise<Local
             bip: d.bip,
             mtu: d.mtu,
             dns: d.dns,
+            dnsSearch: d.dnsSearch,
             logDriver: d.logDriver,
             logOpts: d.logOpts,
             extra: ['--ip-masq=false'],
@@ -253,6 +254,8 @@ export async function upLocalCluster(o: LocalClusterOptions = {}): Promise<Local
 export interface Demo {
   leases: { subnet: string; publicIp: string }[];
   fetched: { url: string; body: string };
+  /** `wget http://web/` from a container on host 1, through the search domain. */
+  short: { body: string };
   dig: { answer: string[]; nginxIps: string[] };
   logs: { lines: string[] };
 }
@@ -260,7 +263,8 @@ export interface Demo {
 /**
  * Shows what a newcomer wants to see, and returns it for the end-to-end test to assert: the
  * leases, a container on host 1 fetching a page from nginx on host 3 over the overlay, `dig
- * web.skydns.local` from a container answering both instances, and `logs tail --service nginx`.
+ * web.skydns.local` from a container answering both instances, `wget http://web/` by the short
+ * name (the drop-in's --dns-search), and `logs tail --service nginx`.
  */
 export async function demonstrate(
   lc: LocalCluster,
@@ -297,6 +301,14 @@ export async function demonstrate(
   );
   say(`  ${fetch.stdout.trim()}`);
 
+  // The drop-in's --dns-search makes the short name work: the resolver tries web.skydns.local.
+  const short = await h1.run(['timeout', '5', 'wget', '-qO-', 'http://web/']);
+  if (short.code !== 0) throw new Error(`wget http://web/ from host 1 failed: ${short.stderr}`);
+  say(
+    '\na container on host 1 fetches http://web/ (dnsd answers web.skydns.local via the search domain):',
+  );
+  say(`  ${short.stdout.trim()}`);
+
   const dig = await h1.run(['dig', '+short', 'web.skydns.local']);
   const answer = dig.stdout.trim().split('\n').filter(Boolean).sort();
   say('\ndig +short web.skydns.local, from a container on host 1:');
@@ -331,6 +343,7 @@ export async function demonstrate(
   return {
     leases,
     fetched: { url, body: fetch.stdout },
+    short: { body: short.stdout },
     dig: { answer, nginxIps },
     logs: { lines: logs },
   };

@@ -42,6 +42,8 @@ test(
       for (const ip of demo.dig.nginxIps)
         assert.ok(inNetwork(ip, OVERLAY_NETWORK), `${ip} not on the overlay`);
       assert.equal(demo.fetched.body, 'hello from flotilla-test\n');
+      // By the short name: the drop-in's --dns-search, dnsd's answer, an nginx on host 2 or 3.
+      assert.equal(demo.short.body, 'hello from flotilla-test\n');
 
       // dig web.skydns.local from a container answers exactly both instances.
       assert.deepEqual(demo.dig.answer, [...demo.dig.nginxIps].sort());

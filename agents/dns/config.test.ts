@@ -131,3 +131,19 @@ test('container address and registrator records from docker inspect data', () =>
       JSON.stringify(o),
     );
 });
+
+test('--round-robin defaults on; lease TTL bounds default to CoreDNS’s and are checked', () => {
+  const base = ['--nameservers', '10.0.0.2'];
+  const d = cfg(base);
+  assert.equal(d.roundRobin, true);
+  assert.deepEqual([d.minLeaseTtl, d.maxLeaseTtl], [30, 86400]);
+  assert.equal(cfg([...base, '--round-robin=false']).roundRobin, false);
+  assert.equal(cfg([...base, '--no-round-robin']).roundRobin, false);
+  const c = cfg([...base, '--min-lease-ttl', '5', '--max-lease-ttl', '60']);
+  assert.deepEqual([c.minLeaseTtl, c.maxLeaseTtl], [5, 60]);
+  assert.throws(
+    () => cfg([...base, '--min-lease-ttl', '100', '--max-lease-ttl', '60']),
+    /--min-lease-ttl \(100\) and --max-lease-ttl \(60\) need 0 <= min <= max/,
+  );
+  assert.throws(() => cfg([...base, '--round-robin=maybe']), /--round-robin: "maybe" is not true/);
+});

@@ -186,7 +186,8 @@ try {
     [
       process.execPath,
       '-e',
-      `const s=require('node:dgram').createSocket('udp4');s.on('message',(m,r)=>{m[2]|=0x80;s.send(m,r.port,r.address)});s.bind(${echoPort},'127.0.0.1')`,
+      // dnsd's socket options (an IP-literal lookup that skips dns.lookup), so it is a true ceiling.
+      `const s=require('node:dgram').createSocket({type:'udp4',lookup:(a,o,cb)=>cb(null,a,4)});s.on('message',(m,r)=>{m[2]|=0x80;s.send(m,r.port,r.address)});s.bind(${echoPort},'127.0.0.1')`,
     ],
     { logFile: join(dir, 'echo.log') },
   );

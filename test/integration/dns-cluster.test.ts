@@ -155,6 +155,16 @@ test(
       assert.ok(Math.abs(lightFirst - 100) <= 50, `weight 10 first in ${lightFirst} of 1,000`);
       await etcd.delete().prefix('/skydns/local/skydns/wsrv/');
 
+      // A record without "ttl" under an etcd lease: the lease's time left, clamped to
+      // --min-lease-ttl (30 s), as CoreDNS; never the lease ID, never --ttl (3600).
+      const lease = etcd.lease(5, { autoKeepAlive: false });
+      await lease.put('/skydns/local/skydns/leased').value('{"host":"10.97.0.1"}');
+      const leased = async () =>
+        parse((await udpAsk(53, buildQuery('leased.skydns.local', T.A), 1000, h1.ip))!).answers;
+      await waitFor('leased record answered', async () => (await leased()).length === 1);
+      assert.equal((await leased())[0]!.ttl, 30);
+      await lease.revoke();
+
       // A killed sidekick's lease runs out: its IP leaves the answers within its TTL.
       process.kill(sidekicks[1]!.pid, 'SIGKILL');
       const killedAt = Date.now();

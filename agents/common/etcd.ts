@@ -114,7 +114,7 @@ function doubling(
  *   failed and reconnects through another endpoint; watchers resume from their last revision;
  * - unary calls carry a 5 s deadline, and gRPC keep-alive pings (every 10 s, 5 s to answer)
  *   notice a member that vanished without closing the connection (link down);
- * - a broken watch reconnects after 250 ms doubling to 2 s (etcd3's default grows to 30 s, far
+ * - a broken watch reconnects after 250 ms doubling to 1 s (etcd3's default grows to 30 s, far
  *   too late after an outage).
  */
 export function leaderAwareOptions(): Pick<
@@ -136,7 +136,7 @@ export function leaderAwareOptions(): Pick<
       'grpc.keepalive_timeout_ms': 5000,
     },
     faultHandling: {
-      watchBackoff: doubling(250, 2000) as never,
+      watchBackoff: doubling(250, 1000) as never,
     },
   };
 }

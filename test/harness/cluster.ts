@@ -116,6 +116,7 @@ function installHandlers(): void {
 export class Host {
   dockerHandle: { proc: StartedProcess; socket: string; docker: Docker } | undefined;
   lastDockerOptions: DockerOptions = {};
+  private readonly cut: { d: string; port: number }[] = [];
 
   constructor(
     readonly cluster: Cluster,
@@ -177,6 +178,73 @@ export class Host {
     });
     this.cluster.track(p.pid, `${this.name}: ${cmd.join(' ').slice(0, 120)}`);
     return p;
+  }
+
+  /**
+   * Cuts this host off from TCP `port` on `ips` (every address when empty): new connections are
+   * reset by an iptables rule inside this host's namespace and open ones are destroyed
+   * (`ss -K`), so agents here see a real disconnect at once. `reconnectTcp` undoes it.
+   */
+  async disconnectTcp(port: number, ips: string[] = []): Promise<void> {
+    const dsts = ips.length > 0 ? ips : ['0.0.0.0/0'];
+    for (const d of dsts)
+      await must([
+        'nsenter',
+        `--net=${this.nsPath}`,
+        'iptables',
+        '-w',
+        '-I',
+        'OUTPUT',
+        '-p',
+        'tcp',
+        '-d',
+        d,
+        '--dport',
+        String(port),
+        '-j',
+        'REJECT',
+        '--reject-with',
+        'tcp-reset',
+      ]);
+    this.cut.push(...dsts.map((d) => ({ d, port })));
+    const filter =
+      ips.length > 0
+        ? ['(', ...ips.flatMap((ip, i) => [...(i ? ['or'] : []), 'dst', ip]), ')']
+        : [];
+    await run([
+      'nsenter',
+      `--net=${this.nsPath}`,
+      'ss',
+      '-K',
+      '-tn',
+      ...filter,
+      'dport',
+      '=',
+      `:${port}`,
+    ]);
+  }
+
+  /** Removes every rule `disconnectTcp` added on this host. */
+  async reconnectTcp(): Promise<void> {
+    for (const { d, port } of this.cut.splice(0))
+      await run([
+        'nsenter',
+        `--net=${this.nsPath}`,
+        'iptables',
+        '-w',
+        '-D',
+        'OUTPUT',
+        '-p',
+        'tcp',
+        '-d',
+        d,
+        '--dport',
+        String(port),
+        '-j',
+        'REJECT',
+        '--reject-with',
+        'tcp-reset',
+      ]);
   }
 
   /** Stops a process started with `spawn` (SIGTERM, then SIGKILL after `graceMs`). */

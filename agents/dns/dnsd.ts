@@ -78,6 +78,10 @@ export async function startDnsd(flags: DnsdFlags, log: Logger): Promise<() => Pr
       const m = metricsFor('dns');
       registerStats(m.registry, stats, {
         etcd_up: { help: '1 while etcd answers', read: () => (store.up ? 1 : 0) },
+        zone_loaded: {
+          help: '1 once the zone was loaded from etcd (before that, in-zone names get SERVFAIL)',
+          read: () => (store.loaded ? 1 : 0),
+        },
         records: { help: 'records in the in-memory zone', read: () => tree.size },
         revision: { help: 'etcd revision the zone reflects', read: () => store.revision },
         bad_records_total: {

@@ -129,12 +129,12 @@ export function instanceRow(
   };
 }
 
-/** Rows at or below `name` (every row when name is undefined), sorted by name. */
+/** Rows at or below `name` (every row when name is undefined), sorted by key (so by service). */
 export function rowsUnder(rows: InstanceRow[], name: string | undefined): InstanceRow[] {
   const n = name ? fqdn(name) : undefined;
   return rows
     .filter((r) => !n || n === '.' || r.name === n || r.name.endsWith(`.${n}`))
-    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
 }
 
 /** The human table of `dnsctl ls`. */

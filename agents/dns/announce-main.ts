@@ -84,6 +84,7 @@ const flags = {
   },
   hostname: {
     type: 'string',
+    value: 'NAME',
     help: 'host shown by dnsctl ls',
     default: hostname(),
   },

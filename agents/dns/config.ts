@@ -73,6 +73,7 @@ export const dnsdFlags = {
   },
   hostname: {
     type: 'string',
+    value: 'NAME',
     help: 'host that --docker instances show in dnsctl ls',
     default: hostname(),
   },

@@ -75,30 +75,32 @@ test('check timing: positive interval and timeout, timeout within the interval, 
 });
 
 test('rise/fall: down until `rise` passes in a row, up until `fall` failures in a row', () => {
-  // [rise, fall, results, up after each]
+  // [rise, fall, probe results, health after each: Starting, Passing (in DNS), Failing]
   const cases: [number, number, string, string][] = [
-    [1, 1, 'PFPP', 'UDUU'],
-    [2, 1, 'PPFPP', 'DUDDU'],
-    [1, 3, 'PFFPFFF', 'UUUUUUD'],
-    [3, 2, 'PPFPPPFPF', 'DDDDDUUUU'],
-    [2, 2, 'FFPFPP', 'DDDDDU'],
+    [1, 1, 'PFPP', 'PFPP'],
+    [2, 1, 'PPFPP', 'SPFFP'],
+    [1, 3, 'PFFPFFF', 'PPPPPPF'],
+    [3, 2, 'PPFPPPFPF', 'SSFFFPPPP'],
+    [2, 2, 'FFPFPP', 'FFFFFP'],
+    [2, 2, 'PFFPP', 'SFFFP'],
   ];
-  for (const [rise, fall, results, ups] of cases) {
+  for (const [rise, fall, results, want] of cases) {
     let s: CheckState = INITIAL_CHECK;
     const got = [...results]
       .map((r) => {
         s = nextCheck(s, r === 'P', rise, fall);
-        return s.up ? 'U' : 'D';
+        return combinedHealth(s, 'none')[0]!.toUpperCase();
       })
       .join('');
-    assert.equal(got, ups, `rise ${rise} fall ${fall} ${results}`);
+    assert.equal(got, want, `rise ${rise} fall ${fall} ${results}`);
   }
 });
 
 test('health from the check and Docker HEALTHCHECK; only passing and unchecked are in DNS', () => {
-  const up = { up: true, passes: 1, fails: 0 };
-  const down = { up: false, passes: 0, fails: 1 };
-  const rising = { up: false, passes: 1, fails: 0 };
+  const up = { up: true, passes: 1, fails: 0, failed: false };
+  const down = { up: false, passes: 0, fails: 1, failed: true };
+  const rising = { up: false, passes: 1, fails: 0, failed: false };
+  const recovering = { up: false, passes: 1, fails: 0, failed: true };
   const cases: [CheckState | null, DockerHealth, Health][] = [
     [null, 'none', 'unchecked'],
     [null, 'healthy', 'passing'],
@@ -106,6 +108,7 @@ test('health from the check and Docker HEALTHCHECK; only passing and unchecked a
     [null, 'unhealthy', 'failing'],
     [INITIAL_CHECK, 'none', 'starting'],
     [rising, 'none', 'starting'],
+    [recovering, 'none', 'failing'],
     [up, 'none', 'passing'],
     [down, 'none', 'failing'],
     [up, 'unhealthy', 'failing'],

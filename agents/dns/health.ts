@@ -107,18 +107,21 @@ export interface CheckState {
   /** Consecutive passes / failures up to now. */
   passes: number;
   fails: number;
+  /** A check failed since the instance was last up (down = failing, not merely starting). */
+  failed: boolean;
 }
 
-export const INITIAL_CHECK: CheckState = { up: false, passes: 0, fails: 0 };
+export const INITIAL_CHECK: CheckState = { up: false, passes: 0, fails: 0, failed: false };
 
 /** HAProxy's rise/fall: `rise` passes in a row bring it up, `fall` failures in a row take it down. */
 export function nextCheck(s: CheckState, ok: boolean, rise: number, fall: number): CheckState {
   if (ok) {
     const passes = s.passes + 1;
-    return { up: s.up || passes >= rise, passes, fails: 0 };
+    const up = s.up || passes >= rise;
+    return { up, passes, fails: 0, failed: up ? false : s.failed };
   }
   const fails = s.fails + 1;
-  return { up: s.up && fails < fall, passes: 0, fails };
+  return { up: s.up && fails < fall, passes: 0, fails, failed: true };
 }
 
 /** A container's Docker HEALTHCHECK status; `none` when the image defines no HEALTHCHECK. */
@@ -130,8 +133,8 @@ export function dockerHealthOf(info: { State?: { Health?: { Status?: string } } 
 }
 
 /**
- * What `dnsctl ls` shows: `unchecked` (no check, no HEALTHCHECK), `starting` (no failure yet,
- * not yet up), `passing`, `failing`.
+ * What `dnsctl ls` shows: `unchecked` (no check, no HEALTHCHECK), `starting` (not up yet, no
+ * failure yet), `passing`, `failing` (down after a failure, also while rising again).
  */
 export type Health = 'unchecked' | 'starting' | 'passing' | 'failing';
 
@@ -142,7 +145,7 @@ export type Health = 'unchecked' | 'starting' | 'passing' | 'failing';
  */
 export function combinedHealth(check: CheckState | null, docker: DockerHealth): Health {
   if (docker === 'unhealthy') return 'failing';
-  if (check && !check.up) return check.fails > 0 ? 'failing' : 'starting';
+  if (check && !check.up) return check.failed ? 'failing' : 'starting';
   if (docker === 'starting') return 'starting';
   return check || docker === 'healthy' ? 'passing' : 'unchecked';
 }

@@ -119,13 +119,6 @@ await runCommand({
       throw err;
     }
     if (f.host && hostKind(f.host) === 'none') throw new UsageError('--host: empty');
-    const client = createEtcd(f);
-    try {
-      await checkEtcdReachable(client, f.etcdEndpoints, 5000);
-    } catch (err) {
-      client.close();
-      throw err;
-    }
     let metrics: { host: string; port: number } | null = null;
     if (f.metricsAddr) {
       try {
@@ -136,6 +129,17 @@ await runCommand({
     }
     if ([f.checkHttp, f.checkTcp, f.checkCmd].filter((c) => c !== undefined).length > 1)
       throw new UsageError('give at most one of --check-http, --check-tcp and --check-cmd');
+    // Flag errors before etcd is contacted; with --container the target is final only once
+    // the container's address is known.
+    if (!f.container) checkOf(f, f.host ?? '', f.port ?? 0);
+    else checkOf(f, f.host || '192.0.2.1', f.port || 1);
+    const client = createEtcd(f);
+    try {
+      await checkEtcdReachable(client, f.etcdEndpoints, 5000);
+    } catch (err) {
+      client.close();
+      throw err;
+    }
     let host = f.host ?? '';
     let port = f.port ?? 0;
     let image = '';
@@ -230,7 +234,7 @@ function checkOf(
     try {
       return make();
     } catch (err) {
-      throw new UsageError(`${flag}: ${(err as Error).message}`);
+      throw new UsageError(flag ? `${flag}: ${(err as Error).message}` : (err as Error).message);
     }
   };
   let target: CheckTarget;
@@ -240,13 +244,21 @@ function checkOf(
     target = wrap('--check-tcp', () => tcpTarget(f.checkTcp!, host, port));
   else if (f.checkCmd !== undefined) target = wrap('--check-cmd', () => cmdTarget(f.checkCmd!));
   else return null;
-  const timing = wrap('--check-interval/--check-timeout/--check-rise/--check-fall', () =>
-    checkTiming({
-      intervalMs: f.checkInterval,
-      timeoutMs: f.checkTimeout,
-      rise: f.checkRise,
-      fall: f.checkFall,
-    }),
+  const timing = wrap('', () =>
+    checkTiming(
+      {
+        intervalMs: f.checkInterval,
+        timeoutMs: f.checkTimeout,
+        rise: f.checkRise,
+        fall: f.checkFall,
+      },
+      {
+        interval: '--check-interval',
+        timeout: '--check-timeout',
+        rise: '--check-rise',
+        fall: '--check-fall',
+      },
+    ),
   );
   return { target, ...timing };
 }

@@ -65,13 +65,23 @@ test('check timing: positive interval and timeout, timeout within the interval, 
   const ok = { intervalMs: 3000, timeoutMs: 1000, rise: 1, fall: 1 };
   assert.deepEqual(checkTiming(ok), ok);
   for (const [patch, re] of [
-    [{ intervalMs: 0 }, /interval must be above 0/],
-    [{ timeoutMs: 0 }, /timeout must be above 0/],
-    [{ timeoutMs: 5000 }, /timeout \(5000 ms\) must not exceed the interval \(3000 ms\)/],
-    [{ rise: 0 }, /rise must be a whole number of at least 1/],
-    [{ fall: 1.5 }, /fall must be a whole number/],
+    [{ intervalMs: 0 }, /: interval: must be above 0/],
+    [{ timeoutMs: 0 }, /: timeout: must be above 0/],
+    [{ timeoutMs: 5000 }, /: timeout: 5000 ms must not exceed interval \(3000 ms\)/],
+    [{ rise: 0 }, /: rise: must be a whole number of at least 1/],
+    [{ fall: 1.5 }, /: fall: must be a whole number/],
   ] as const)
     assert.throws(() => checkTiming({ ...ok, ...patch }), re, JSON.stringify(patch));
+  const flags = {
+    interval: '--check-interval',
+    timeout: '--check-timeout',
+    rise: '--check-rise',
+    fall: '--check-fall',
+  };
+  assert.throws(
+    () => checkTiming({ ...ok, timeoutMs: 5000 }, flags),
+    /^CheckSpecError: --check-timeout: 5000 ms must not exceed --check-interval \(3000 ms\)$/,
+  );
 });
 
 test('rise/fall: down until `rise` passes in a row, up until `fall` failures in a row', () => {

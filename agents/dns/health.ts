@@ -84,20 +84,33 @@ export function cmdTarget(value: string): CheckTarget {
   return { kind: 'cmd', command: value };
 }
 
-/** Checks the timing fields; throws CheckSpecError naming the bad one. */
-export function checkTiming(t: Omit<CheckSpec, 'target'>): Omit<CheckSpec, 'target'> {
+/** What the timing fields are called where they came from (flags, SERVICE_CHECK_* names). */
+export interface TimingNames {
+  interval: string;
+  timeout: string;
+  rise: string;
+  fall: string;
+}
+
+const PLAIN: TimingNames = { interval: 'interval', timeout: 'timeout', rise: 'rise', fall: 'fall' };
+
+/** Checks the timing fields; throws CheckSpecError naming the bad one as `names` calls it. */
+export function checkTiming(
+  t: Omit<CheckSpec, 'target'>,
+  names: TimingNames = PLAIN,
+): Omit<CheckSpec, 'target'> {
   if (!(t.intervalMs > 0))
-    throw new CheckSpecError(`interval must be above 0, got ${t.intervalMs} ms`);
+    throw new CheckSpecError(`${names.interval}: must be above 0, got ${t.intervalMs} ms`);
   if (!(t.timeoutMs > 0))
-    throw new CheckSpecError(`timeout must be above 0, got ${t.timeoutMs} ms`);
+    throw new CheckSpecError(`${names.timeout}: must be above 0, got ${t.timeoutMs} ms`);
   if (t.timeoutMs > t.intervalMs)
     throw new CheckSpecError(
-      `timeout (${t.timeoutMs} ms) must not exceed the interval (${t.intervalMs} ms)`,
+      `${names.timeout}: ${t.timeoutMs} ms must not exceed ${names.interval} (${t.intervalMs} ms)`,
     );
   if (!(Number.isInteger(t.rise) && t.rise >= 1))
-    throw new CheckSpecError(`rise must be a whole number of at least 1, got ${t.rise}`);
+    throw new CheckSpecError(`${names.rise}: must be a whole number of at least 1, got ${t.rise}`);
   if (!(Number.isInteger(t.fall) && t.fall >= 1))
-    throw new CheckSpecError(`fall must be a whole number of at least 1, got ${t.fall}`);
+    throw new CheckSpecError(`${names.fall}: must be a whole number of at least 1, got ${t.fall}`);
   return t;
 }
 

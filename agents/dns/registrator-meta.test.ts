@@ -210,7 +210,7 @@ test('SERVICE_CHECK_* → check spec: path on the container, defaults, bad value
     [{ http: '/h', interval: '3' }, /SERVICE_CHECK_INTERVAL: "3" is not a duration/],
     [
       { http: '/h', interval: '1s', timeout: '2s' },
-      /timeout \(2000 ms\) must not exceed the interval/,
+      /SERVICE_CHECK_TIMEOUT: 2000 ms must not exceed SERVICE_CHECK_INTERVAL \(1000 ms\)/,
     ],
   ] as const)
     assert.throws(() => serviceCheck(s(check), '172.17.0.2', d), re, JSON.stringify(check));

@@ -204,8 +204,14 @@ export function serviceCheck(
   const intervalMs = dur(c.interval, 'INTERVAL', defaults.intervalMs);
   // A short SERVICE_CHECK_INTERVAL alone shortens the default timeout with it.
   const timeoutMs = dur(c.timeout, 'TIMEOUT', Math.min(defaults.timeoutMs, intervalMs));
-  const timing = wrap('INTERVAL/TIMEOUT', () =>
-    checkTiming({ intervalMs, timeoutMs, rise: 1, fall: 1 }),
+  const timing = checkTiming(
+    { intervalMs, timeoutMs, rise: 1, fall: 1 },
+    {
+      interval: 'SERVICE_CHECK_INTERVAL',
+      timeout: 'SERVICE_CHECK_TIMEOUT',
+      rise: 'rise',
+      fall: 'fall',
+    },
   );
   return { target, ...timing };
 }

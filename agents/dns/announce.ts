@@ -61,7 +61,9 @@ export class Announcement {
     const key = this.target;
     const value = this.value;
     try {
-      await lease.put(key).value(value);
+      // The other location goes in the same step: a copy left by an earlier run of this
+      // announcer (until its lease ran out) would show the instance twice in `dnsctl ls`.
+      await this.write(lease, key, value, key === this.key ? withdrawnKey(this.key) : this.key);
     } catch (err) {
       this.lease = null;
       lease.release();
@@ -110,13 +112,7 @@ export class Announcement {
     const value = this.value;
     if (was.key === key && was.value === value) return;
     try {
-      const id = await lease.grant();
-      const put = { request_put: { key: Buffer.from(key), value: Buffer.from(value), lease: id } };
-      const del = { request_delete_range: { key: Buffer.from(was.key) } };
-      await this.client
-        .if(key, 'Version', '>', -1)
-        .then(...(was.key === key ? [put] : [put, del]))
-        .commit();
+      await this.write(lease, key, value, was.key === key ? null : was.key);
       if (this.lease !== lease) return;
       this.applied = { key, value };
       this.log.info({ key, value }, key === this.key ? 'in DNS' : 'withdrawn from DNS');
@@ -125,6 +121,17 @@ export class Announcement {
       clearTimeout(this.syncRetry);
       this.syncRetry = setTimeout(() => void this.sync(), 1000);
     }
+  }
+
+  /** One transaction: `key` = `value` under the lease, and `remove` deleted (when given). */
+  private async write(lease: Lease, key: string, value: string, remove: string | null) {
+    const id = await lease.grant();
+    const put = { request_put: { key: Buffer.from(key), value: Buffer.from(value), lease: id } };
+    const del = remove ? [{ request_delete_range: { key: Buffer.from(remove) } }] : [];
+    await this.client
+      .if(key, 'Version', '>', -1)
+      .then(put, ...del)
+      .commit();
   }
 
   /** Deletes the record (revoking its lease); best effort when etcd is gone. */

@@ -43,7 +43,8 @@ export async function startRegistrator(o: RegistratorOptions): Promise<{ stop():
     defaults: { intervalMs: o.checkIntervalMs ?? 3000, timeoutMs: o.checkTimeoutMs ?? 1000 },
   };
   const announced = new Map<string, { inst: CheckedAnnouncement; fingerprint: string }>();
-  const reported = new Set<string>();
+  /** Problems already logged, per container (forgotten when the container is gone). */
+  const reported = new Map<string, Set<string>>();
   let stopped = false;
   let running: Promise<void> = Promise.resolve();
   let again = false;
@@ -51,17 +52,19 @@ export async function startRegistrator(o: RegistratorOptions): Promise<{ stop():
   const reconcile = async () => {
     const want = new Map<string, DesiredInstance>();
     const list = await docker.listContainers();
+    for (const id of reported.keys()) if (!list.some((c) => c.Id === id)) reported.delete(id);
     for (const c of list) {
       try {
         const { instances, errors } = desiredInstances(
           await docker.getContainer(c.Id).inspect(),
           opts,
         );
+        const seen = reported.get(c.Id) ?? new Set<string>();
         for (const e of errors) {
-          const msg = `container ${c.Id.slice(0, 12)}: ${e}`;
-          if (!reported.has(msg)) o.log.warn(msg + '; not announced');
-          reported.add(msg);
+          if (!seen.has(e)) o.log.warn({ container: c.Id.slice(0, 12) }, `${e}; not announced`);
+          seen.add(e);
         }
+        if (errors.length) reported.set(c.Id, seen);
         for (const d of instances) want.set(d.key, d);
       } catch (err) {
         o.log.debug({ container: c.Id, err: errorMessage(err) }, 'inspect failed');

@@ -2,7 +2,7 @@
  * The one checker (CheckedAnnouncement) against a real etcd on loopback, with a scripted probe:
  * rise 2 / fall 2 move the record between its DNS key and its withdrawn key under one lease,
  * probes start one interval apart, Docker `unhealthy` withdraws whatever the probe says, and
- * stop() deletes the record wherever it is.
+ * stop() deletes the record wherever it is; a stale copy from an earlier run is removed at start.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -68,10 +68,12 @@ test('rise/fall move the record out of DNS and back under one lease; Docker unhe
   };
   // The timeline of where the record is, sampled after every probe.
   const seen: string[] = [];
+  // A copy an earlier run left in DNS goes when this one starts (withdrawn until it rises).
+  await etcd.put(key).value('{"host":"10.9.0.99"}');
   await inst.start();
   try {
     const first = await where();
-    assert.equal(first.dns, undefined, 'starts withdrawn until it has risen');
+    assert.equal(first.dns, undefined, 'starts withdrawn until it has risen, stale copy gone');
     assert.equal(JSON.parse(first.withdrawn!.value.toString()).health, 'starting');
     const lease = first.withdrawn!.lease;
     assert.notEqual(lease, '0');

@@ -133,6 +133,13 @@ await runCommand({
     // the container's address is known.
     if (!f.container) checkOf(f, f.host ?? '', f.port ?? 0);
     else checkOf(f, f.host || '192.0.2.1', f.port || 1);
+    const stats = new CheckStats();
+    let health: HealthServer | null = null;
+    if (metrics) {
+      const m = metricsFor('announce');
+      registerCheckStats(m.registry, stats);
+      health = await startHealthServer({ ...metrics, registry: m.registry, ready: () => true });
+    }
     const client = createEtcd(f);
     try {
       await checkEtcdReachable(client, f.etcdEndpoints, 5000);
@@ -173,7 +180,6 @@ await runCommand({
       client.close();
       throw err;
     }
-    const stats = new CheckStats();
     const inst = new CheckedAnnouncement({
       client,
       key,
@@ -201,12 +207,6 @@ await runCommand({
             log,
           )
         : null;
-    let health: HealthServer | null = null;
-    if (metrics) {
-      const m = metricsFor('announce');
-      registerCheckStats(m.registry, stats);
-      health = await startHealthServer({ ...metrics, registry: m.registry, ready: () => true });
-    }
     return async () => {
       follow?.stop();
       await inst.stop();

@@ -30,7 +30,8 @@ import {
   type Health,
 } from './health.js';
 import { withMeta } from './instances.js';
-import { runProbe, type Probe } from './probes.js';
+import { runProbe, type Probe, type ProbeResult } from './probes.js';
+import { errorMessage } from '../common/errors.js';
 
 /** Counters shared by every instance of a process, read when /metrics is scraped. */
 export class CheckStats {
@@ -140,7 +141,9 @@ export class CheckedAnnouncement {
   private async probeOnce(): Promise<void> {
     const check = this.o.check!;
     const started = Date.now();
-    const r = await (this.o.probe ?? runProbe)(check.target, check.timeoutMs);
+    const r = await (this.o.probe ?? runProbe)(check.target, check.timeoutMs).catch(
+      (err: unknown): ProbeResult => ({ ok: false, detail: errorMessage(err) }),
+    );
     if (this.stopped) return;
     this.o.stats.checks++;
     if (!r.ok) this.o.stats.checkFailures++;

@@ -17,6 +17,7 @@ import { DnsStats, registerStats } from './stats.js';
 import { RecordStore } from './store.js';
 import { ZoneTree } from './tree.js';
 import { UsageError } from '../common/errors.js';
+import { CheckStats, registerCheckStats } from './checker.js';
 
 export async function startDnsd(flags: DnsdFlags, log: Logger): Promise<() => Promise<void>> {
   const cfg = buildConfig(flags);
@@ -30,6 +31,7 @@ export async function startDnsd(flags: DnsdFlags, log: Logger): Promise<() => Pr
   const tree = new ZoneTree();
   const cache = new AnswerCache();
   const stats = new DnsStats();
+  const checkStats = new CheckStats();
   const store = new RecordStore({
     client,
     prefix: cfg.prefix,
@@ -96,6 +98,7 @@ export async function startDnsd(flags: DnsdFlags, log: Logger): Promise<() => Pr
         },
         cache_entries: { help: 'encoded answers cached', read: () => cache.size },
       });
+      registerCheckStats(m.registry, checkStats);
       health = await startHealthServer({
         ...cfg.metrics,
         registry: m.registry,
@@ -115,6 +118,8 @@ export async function startDnsd(flags: DnsdFlags, log: Logger): Promise<() => Pr
         zone: cfg.zones[0]!,
         socketPath: dockerSocketPath(flags.dockerHost),
         log,
+        hostname: flags.hostname,
+        stats: checkStats,
       });
     }
   } catch (err) {

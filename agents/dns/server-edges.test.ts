@@ -68,10 +68,10 @@ test('a chain out of the zones is completed from upstream, or NODATA + SOA when 
       parse((await r.answer(buildQuery('out.skydns.local', type), '127.0.0.1', false))!);
     const a = await askUp(T.A);
     assert.deepEqual(
-      a.answers.map(
-        (x) =>
-          `${x.type} ${(x as unknown as { domain?: string; address?: string }).domain ?? (x as unknown as { address: string }).address}`,
-      ),
+      a.answers.map((x) => {
+        const rr = x as unknown as { domain?: string; address?: string };
+        return `${x.type} ${rr.domain ?? rr.address}`;
+      }),
       [`${T.CNAME} www.example.org`, `${T.A} 192.0.2.9`],
     );
     const txt = await askUp(T.TXT);

@@ -7,9 +7,16 @@
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startCluster, waitFor, type Cluster, type Host } from '../test/harness/index.js';
+import {
+  startCluster,
+  waitFor,
+  type Cluster,
+  type Host,
+  type StartedProcess,
+} from '../test/harness/index.js';
 import { localCommand } from './units/local-command.js';
 import { dockerOptionsFromDropIn } from './units/docker-dropin.js';
+import { startPrometheus } from './monitoring.js';
 
 export const REPO = fileURLToPath(new URL('../..', import.meta.url));
 const UNITS = join(REPO, 'units');
@@ -29,7 +36,13 @@ export interface LocalCluster {
   aggregatorHttp: string;
   /** host index (0-based) of each nginx instance. */
   nginx: { instance: number; host: Host; container: string }[];
+  /** Prometheus (units/monitoring) scraping every agent and etcd, on 127.0.0.1. */
+  prometheusUrl: string;
+  /** Every unit started, by `<host name>/<unit instance>` (e.g. `fltdemo-h2/logsd.service`). */
+  units: Map<string, StartedProcess>;
 }
+
+const started = new WeakMap<Cluster, Map<string, StartedProcess>>();
 
 function unit(name: string): string {
   return readFileSync(join(UNITS, name), 'utf8');
@@ -94,7 +107,10 @@ function startUnit(
   // The one-machine cluster has no upstream resolver it may send to (only loopback and our own
   // namespaces are fair targets), so dnsd answers its zone and refuses to forward.
   if (unitFile === 'dnsd.service') argv.push('--no-rec');
-  return host.spawn(argv, { env: procEnv, logName: instanceName.replace(/\.service$/, '') });
+  const p = host.spawn(argv, { env: procEnv, logName: instanceName.replace(/\.service$/, '') });
+  if (!started.has(c)) started.set(c, new Map());
+  started.get(c)!.set(`${host.name}/${instanceName}`, p);
+  return p;
 }
 
 export async function upLocalCluster(o: LocalClusterOptions = {}): Promise<LocalCluster> {
@@ -243,7 +259,17 @@ export async function upLocalCluster(o: LocalClusterOptions = {}): Promise<Local
         return placed;
       },
     );
-    return { cluster, aggregatorHttp: `http://${h1.ip}:24241`, nginx };
+    const prometheusUrl = await step(
+      'Prometheus scraping every agent and etcd (units/monitoring)',
+      () => startPrometheus(cluster),
+    );
+    return {
+      cluster,
+      aggregatorHttp: `http://${h1.ip}:24241`,
+      nginx,
+      prometheusUrl,
+      units: started.get(cluster) ?? new Map(),
+    };
   } catch (err) {
     // FLOTILLA_KEEP_FAILED=1 leaves a failed cluster up for inspection (`npm run cluster -- down` removes it).
     if (process.env['FLOTILLA_KEEP_FAILED'] !== '1') await cluster.stop();

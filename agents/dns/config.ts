@@ -6,6 +6,7 @@
 import { dockerFlags } from '../common/docker.js';
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
+import { hostname } from 'node:os';
 import type { Flags, FlagTable } from '../common/cli.js';
 import { UsageError } from '../common/errors.js';
 import { etcdFlags } from '../common/etcd.js';
@@ -83,7 +84,13 @@ export const dnsdFlags = {
   },
   docker: {
     type: 'bool',
-    help: 'registrator mode: announce running containers labelled service=NAME (+ service.port)',
+    help: 'registrator mode: announce running containers with SERVICE_NAME (env or label) or a service=NAME label; SERVICE_CHECK_HTTP/TCP and Docker HEALTHCHECK withdraw failing ones',
+  },
+  hostname: {
+    type: 'string',
+    value: 'NAME',
+    help: 'host that --docker instances show in dnsctl ls',
+    default: hostname(),
   },
   ...dockerFlags('Docker API for --docker'),
   ...logFlags,

@@ -58,7 +58,7 @@ import {
   recordTail,
   type JoinedLine,
 } from './json-file.js';
-import { decideStart, nextFile, parseLogName, type LogFile } from './rotation.js';
+import { decideStart, nextFile, parseLogName, parseMaxSize, type LogFile } from './rotation.js';
 import type { Input, InputContext } from './input.js';
 
 export interface FileInputConfig {
@@ -78,18 +78,36 @@ const ID = /^[0-9a-f]{64}$/;
 const READ_BYTES = 1 << 20;
 const BLOCK_BYTES = 512 * 1024;
 
-/** config.v2.json → metadata (pure). */
-export function metaFromConfig(text: string): ContainerMeta {
+/**
+ * config.v2.json (and hostconfig.json, for the json-file max-size) → metadata (pure).
+ */
+export function metaFromConfig(
+  text: string,
+  hostConfig?: string,
+): ContainerMeta & { maxSize?: number } {
   const c = JSON.parse(text) as {
     Name?: string;
     Config?: { Labels?: Record<string, string> | null; Env?: string[] | null };
+    HostConfig?: { LogConfig?: { Config?: Record<string, string> | null } };
   };
   const env: Record<string, string> = {};
   for (const kv of c.Config?.Env ?? []) {
     const i = kv.indexOf('=');
     if (i > 0) env[kv.slice(0, i)] = kv.slice(i + 1);
   }
-  return { name: (c.Name ?? '').replace(/^\//, ''), labels: c.Config?.Labels ?? {}, env };
+  let hc = c.HostConfig;
+  try {
+    if (hostConfig) hc = JSON.parse(hostConfig) as typeof hc;
+  } catch {
+    // only the max-size is missing then (skipped bytes are counted lower)
+  }
+  const maxSize = parseMaxSize(hc?.LogConfig?.Config?.['max-size'] ?? undefined);
+  return {
+    name: (c.Name ?? '').replace(/^\//, ''),
+    labels: c.Config?.Labels ?? {},
+    env,
+    ...(maxSize ? { maxSize } : {}),
+  };
 }
 
 function fingerprint(fd: number): string {
@@ -211,12 +229,14 @@ export async function startFileInput(ctx: InputContext, cfg: FileInputConfig): P
     private watcher: FSWatcher | undefined;
     private warnedBad = false;
     private scheduled = false;
+    private readonly maxSize: number | undefined;
 
     constructor(
       readonly cid: string,
       private readonly dir: string,
-      meta: ContainerMeta,
+      meta: ContainerMeta & { maxSize?: number },
     ) {
+      this.maxSize = meta.maxSize;
       this.id = `${agentId}:${cid}`;
       this.service = serviceOf({}, meta);
       this.tail = recordTail({
@@ -225,7 +245,7 @@ export async function startFileInput(ctx: InputContext, cfg: FileInputConfig): P
         container_name: meta.name,
         container_id: cid,
       });
-      const d = decideStart(cps.get(cid), this.listFiles());
+      const d = decideStart(cps.get(cid), this.listFiles(), this.maxSize);
       if (d.skipped > 0) this.skip(d.skipped, d.reasons);
       if (d.file) this.open(d.file, d.offset, d.seq);
       try {
@@ -292,7 +312,7 @@ export async function startFileInput(ctx: InputContext, cfg: FileInputConfig): P
     pump(): void {
       if (this.finished || stopped) return;
       if (!this.file) {
-        const d = decideStart(cps.get(this.cid), this.listFiles());
+        const d = decideStart(cps.get(this.cid), this.listFiles(), this.maxSize);
         if (d.file) this.open(d.file, d.offset, d.seq);
         else if (!existsSync(this.dir)) this.finish();
         return;
@@ -543,9 +563,13 @@ export async function startFileInput(ctx: InputContext, cfg: FileInputConfig): P
     for (const cid of names) {
       if (!ID.test(cid) || readers.has(cid)) continue;
       const dir = join(cfg.containersDir, cid);
-      let meta: ContainerMeta | undefined;
+      let meta: (ContainerMeta & { maxSize?: number }) | undefined;
       try {
-        meta = metaFromConfig(readFileSync(join(dir, 'config.v2.json'), 'utf8'));
+        const hc = join(dir, 'hostconfig.json');
+        meta = metaFromConfig(
+          readFileSync(join(dir, 'config.v2.json'), 'utf8'),
+          existsSync(hc) ? readFileSync(hc, 'utf8') : undefined,
+        );
       } catch (err) {
         // Not written yet (or being replaced): wait for it, bounded, rather than guess a name.
         const since = waitingMeta.get(cid) ?? Date.now();

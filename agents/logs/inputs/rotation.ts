@@ -47,8 +47,24 @@ export function parseLogName(
   return m ? { index: Number(m[1]), compressed: m[2] !== undefined } : undefined;
 }
 
-/** Where to start reading a container's logs, given its checkpoint and the files present. */
-export function decideStart(cp: Checkpoint | undefined, files: LogFile[]): StartDecision {
+/** Docker's `max-size` log-opt ("50m", "200k", "1g", bytes) → bytes; undefined if unset/bad. */
+export function parseMaxSize(v: string | undefined): number | undefined {
+  const m = /^(\d+(?:\.\d+)?)([kmg]?)b?$/i.exec(v?.trim() ?? '');
+  if (!m) return undefined;
+  const mult = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[m[2]!.toLowerCase() as '' | 'k'];
+  return Math.floor(Number(m[1]) * mult);
+}
+
+/**
+ * Where to start reading a container's logs, given its checkpoint and the files present.
+ * `maxSize` (the container's max-size) bounds from below what a vanished file held: it was
+ * rotated when it reached that size.
+ */
+export function decideStart(
+  cp: Checkpoint | undefined,
+  files: LogFile[],
+  maxSize?: number,
+): StartDecision {
   const aged = byAge(files);
   const reasons: string[] = [];
   let skipped = 0;
@@ -58,11 +74,11 @@ export function decideStart(cp: Checkpoint | undefined, files: LogFile[]): Start
     );
     if (same && same.size >= cp.offset)
       return { file: same, offset: cp.offset, seq: cp.seq, src: cp.src, skipped: 0, reasons };
-    const lost = Math.max(0, cp.size - cp.offset);
-    if (lost > 0) {
-      skipped += lost;
-      reasons.push(`${lost} unread bytes of a rotated file are gone (rotation outran the agent)`);
-    }
+    const lost = Math.max(0, Math.max(cp.size, maxSize ?? 0) - cp.offset);
+    skipped += lost;
+    reasons.push(
+      `the checkpointed file (inode ${cp.inode}) was rotated away before it was read to its end: at least ${lost} bytes lost (rotation outran the agent)`,
+    );
   }
   const first = aged.findIndex((f) => !f.compressed);
   const refused = aged.filter((f, i) => f.compressed && (first < 0 || i < first));

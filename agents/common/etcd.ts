@@ -4,7 +4,8 @@
  * file into a one-line error, and a connected `Etcd3` client.
  */
 import { readFileSync } from 'node:fs';
-import { Etcd3, type IOptions } from 'etcd3';
+import { createRequire } from 'node:module';
+import type { Etcd3, IOptions } from 'etcd3';
 import type { FlagTable } from './cli.js';
 import { ConfigError, UsageError, errorMessage } from './errors.js';
 
@@ -90,9 +91,14 @@ export function etcdOptions(s: EtcdSettings): IOptions {
   return opts;
 }
 
-/** Creates the client (no I/O yet). */
+/**
+ * Creates the client (no I/O yet). etcd3 (with gRPC) is loaded here, not at import: it takes
+ * over a second, which commands that only parse etcd flags (logsd agent, logs with --server)
+ * should not pay.
+ */
 export function createEtcd(s: EtcdSettings): Etcd3 {
-  return new Etcd3(etcdOptions(s));
+  const { Etcd3: E } = createRequire(import.meta.url)('etcd3') as typeof import('etcd3');
+  return new E(etcdOptions(s));
 }
 
 /**

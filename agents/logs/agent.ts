@@ -97,6 +97,7 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
       ...(cfg.listen ? { listen: cfg.listen } : {}),
       ...(cfg.unixSocket ? { unixSocket: cfg.unixSocket } : {}),
       ...(cfg.dockerSocket ? { dockerSocket: cfg.dockerSocket } : {}),
+      ...(cfg.containersDir ? { containersDir: cfg.containersDir } : {}),
     });
     port = fwd.port;
     inputs.push(fwd);

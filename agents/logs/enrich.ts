@@ -7,7 +7,10 @@
  * Pure, except `MetadataCache`, which asks dockerd (and remembers the answer, so lines a `--rm`
  * container printed just before it was removed are still attributed).
  */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type Docker from 'dockerode';
+import { parseMaxSize } from './inputs/rotation.js';
 import type { LogRecord } from './forward/codec.js';
 
 export interface ContainerMeta {
@@ -70,6 +73,38 @@ export function metaFromInspect(info: Docker.ContainerInspectInfo): ContainerMet
   return { name: info.Name.replace(/^\//, ''), labels: info.Config?.Labels ?? {}, env };
 }
 
+/**
+ * config.v2.json (and hostconfig.json, for the json-file max-size) → metadata (pure).
+ */
+export function metaFromConfig(
+  text: string,
+  hostConfig?: string,
+): ContainerMeta & { maxSize?: number } {
+  const c = JSON.parse(text) as {
+    Name?: string;
+    Config?: { Labels?: Record<string, string> | null; Env?: string[] | null };
+    HostConfig?: { LogConfig?: { Config?: Record<string, string> | null } };
+  };
+  const env: Record<string, string> = {};
+  for (const kv of c.Config?.Env ?? []) {
+    const i = kv.indexOf('=');
+    if (i > 0) env[kv.slice(0, i)] = kv.slice(i + 1);
+  }
+  let hc = c.HostConfig;
+  try {
+    if (hostConfig) hc = JSON.parse(hostConfig) as typeof hc;
+  } catch {
+    // only the max-size is missing then (skipped bytes are counted lower)
+  }
+  const maxSize = parseMaxSize(hc?.LogConfig?.Config?.['max-size'] ?? undefined);
+  return {
+    name: (c.Name ?? '').replace(/^\//, ''),
+    labels: c.Config?.Labels ?? {},
+    env,
+    ...(maxSize ? { maxSize } : {}),
+  };
+}
+
 /** How dockerd answers an inspect: the metadata, "gone" (404: removed), or a failure to retry. */
 export type Lookup = ContainerMeta | 'gone';
 
@@ -87,14 +122,17 @@ export class MetadataCache {
 
   constructor(
     private readonly docker: Docker | Promise<Docker | undefined> | undefined,
+    /** Docker's containers directory: `config.v2.json` is read from there first. */
+    private readonly containersDir?: string,
     private readonly max = 10_000,
     private readonly attemptMs = 2000,
-    private readonly waitMs = 10_000,
+    private readonly waitMs = 5000,
   ) {}
 
   get(id: string): Promise<ContainerMeta | undefined> {
     const hit = this.cache.get(id);
     if (hit) return hit;
+    if (this.known(id)) return Promise.resolve(this.done.get(id));
     const p = this.lookupWithRetry(id).then((m) => {
       if (m === undefined)
         this.cache.delete(id); // failed: ask again for the next record
@@ -114,9 +152,26 @@ export class MetadataCache {
     return p;
   }
 
-  /** True once dockerd has answered for `id` (its answer is in `resolved`). */
+  /**
+   * True once the metadata of `id` is at hand (its answer is in `resolved`). Tries the
+   * container's config.v2.json first, synchronously: unlike an inspect, reading it never waits
+   * on dockerd, which holds a container's lock while it waits (up to 10 s) for the log driver
+   * to drain after the container exits, and the driver waits for our ack: an inspect then
+   * stalls the very lines it is for until dockerd gives up on them.
+   */
   known(id: string): boolean {
-    return this.done.has(id);
+    if (this.done.has(id)) return true;
+    if (!this.containersDir || !/^[0-9a-f]{64}$/.test(id)) return false;
+    try {
+      const m = metaFromConfig(
+        readFileSync(join(this.containersDir, id, 'config.v2.json'), 'utf8'),
+      );
+      this.done.set(id, m);
+      this.cache.set(id, Promise.resolve(m));
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   resolved(id: string): ContainerMeta | undefined {

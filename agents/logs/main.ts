@@ -10,6 +10,8 @@ import { splitHostPort } from '../common/http.js';
 import { logFlags } from '../common/logger.js';
 import { startAgent } from './agent.js';
 import { startAggregator } from './aggregator/server.js';
+import { etcdFlags } from '../common/etcd.js';
+import { AGGREGATOR_KEY, advertisedHost, announceAggregator } from './discovery.js';
 import type { FsyncPolicy } from './buffer.js';
 
 const SIZE_UNITS: Record<string, number> = {
@@ -158,6 +160,16 @@ const aggregatorFlags = {
     help: 'name used in the handshake',
     default: hostname(),
   },
+  announce: {
+    type: 'bool',
+    help: `keep the query address in etcd at ${AGGREGATOR_KEY} (under a lease), so \`logs\` finds it without --server`,
+  },
+  advertise: {
+    type: 'string',
+    value: 'URL',
+    help: `query URL announced in etcd at ${AGGREGATOR_KEY} for \`logs\` (default: from --http; 0.0.0.0 → this host's first IPv4)`,
+  },
+  ...etcdFlags('FLOTILLA'),
   ...logFlags,
 } satisfies FlagTable;
 
@@ -259,7 +271,23 @@ if (sub === 'agent') {
           hostname: f.hostname,
           log,
         });
-        return () => agg.stop();
+        const http = addr('http', f.http);
+        const fwd = addr('listen', f.listen);
+        const unannounce = f.announce
+          ? await announceAggregator(
+              f,
+              {
+                query: f.advertise ?? `http://${advertisedHost(http.host)}:${agg.httpPort}`,
+                forward: `${advertisedHost(fwd.host)}:${agg.port}`,
+                host: f.hostname,
+              },
+              log,
+            )
+          : async () => undefined;
+        return async () => {
+          await unannounce();
+          await agg.stop();
+        };
       },
     },
     rest,

@@ -17,7 +17,12 @@ before(async () => {
     docker: () => ({ logDriver: 'fluentd', logOpts: FORWARD_LOG_OPTIONS }),
   });
   [h1] = cluster.hosts as [Host];
-  rig = new LogsRig(h1, [h1], () => ['--listen=127.0.0.1:24224', '--containers-dir=']);
+  // --containers-dir stays on: the forward input reads container metadata from config.v2.json
+  // (there are no json-file logs with the fluentd driver, so the file input idles).
+  rig = new LogsRig(h1, [h1], (h) => [
+    '--listen=127.0.0.1:24224',
+    `--containers-dir=${h.dir}/docker/data/containers`,
+  ]);
   rig.startAggregator();
   await rig.waitListening(h1, 24240);
   rig.startAgent(h1);

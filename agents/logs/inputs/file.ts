@@ -41,7 +41,7 @@ import { join } from 'node:path';
 import { errorMessage } from '../../common/errors.js';
 import type { Block, FsyncPolicy } from '../buffer.js';
 import type { ShipSource } from '../shipper.js';
-import { serviceOf, type ContainerMeta } from '../enrich.js';
+import { metaFromConfig, serviceOf, type ContainerMeta } from '../enrich.js';
 import {
   CheckpointError,
   decodeCheckpoints,
@@ -58,7 +58,7 @@ import {
   recordTail,
   type JoinedLine,
 } from './json-file.js';
-import { decideStart, nextFile, parseLogName, parseMaxSize, type LogFile } from './rotation.js';
+import { decideStart, nextFile, parseLogName, type LogFile } from './rotation.js';
 import type { Input, InputContext } from './input.js';
 
 export interface FileInputConfig {
@@ -77,38 +77,6 @@ export interface FileInputConfig {
 const ID = /^[0-9a-f]{64}$/;
 const READ_BYTES = 1 << 20;
 const BLOCK_BYTES = 512 * 1024;
-
-/**
- * config.v2.json (and hostconfig.json, for the json-file max-size) → metadata (pure).
- */
-export function metaFromConfig(
-  text: string,
-  hostConfig?: string,
-): ContainerMeta & { maxSize?: number } {
-  const c = JSON.parse(text) as {
-    Name?: string;
-    Config?: { Labels?: Record<string, string> | null; Env?: string[] | null };
-    HostConfig?: { LogConfig?: { Config?: Record<string, string> | null } };
-  };
-  const env: Record<string, string> = {};
-  for (const kv of c.Config?.Env ?? []) {
-    const i = kv.indexOf('=');
-    if (i > 0) env[kv.slice(0, i)] = kv.slice(i + 1);
-  }
-  let hc = c.HostConfig;
-  try {
-    if (hostConfig) hc = JSON.parse(hostConfig) as typeof hc;
-  } catch {
-    // only the max-size is missing then (skipped bytes are counted lower)
-  }
-  const maxSize = parseMaxSize(hc?.LogConfig?.Config?.['max-size'] ?? undefined);
-  return {
-    name: (c.Name ?? '').replace(/^\//, ''),
-    labels: c.Config?.Labels ?? {},
-    env,
-    ...(maxSize ? { maxSize } : {}),
-  };
-}
 
 function fingerprint(fd: number): string {
   const b = Buffer.allocUnsafe(512);

@@ -31,6 +31,8 @@ export interface ForwardInputConfig {
   unixSocket?: string;
   /** dockerd socket for container metadata; undefined = records only. */
   dockerSocket?: string;
+  /** Docker's containers directory, to read container metadata without asking dockerd. */
+  containersDir?: string;
 }
 
 export interface ForwardInput extends Input {
@@ -58,7 +60,7 @@ export async function startForwardInput(
   const docker = cfg.dockerSocket
     ? new Promise<Docker | undefined>((resolve) => (dockerReady = resolve))
     : undefined;
-  const meta = new MetadataCache(docker);
+  const meta = new MetadataCache(docker, cfg.containersDir);
 
   /** Container metadata each entry needs, or undefined when a lookup is still outstanding. */
   function metasNow(entries: Entry[]): (ContainerMeta | undefined)[] | undefined {

@@ -84,10 +84,12 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
     shipper,
     log,
     metrics,
+    // Woken by an ack that frees space, or after 1 s (a full disk can get space from elsewhere).
     waitForSpace: () =>
       new Promise<void>((resolve) => {
         stalls.inc();
         spaceWaiters.push(resolve);
+        setTimeout(resolve, 1000).unref();
       }),
   };
   const inputs: Input[] = [];

@@ -5,6 +5,7 @@
  * is loaded only when needed (it takes about a second).
  */
 import { networkInterfaces } from 'node:os';
+import type { Lease } from 'etcd3';
 import type { Logger } from '../common/logger.js';
 import type { EtcdSettings } from '../common/etcd.js';
 import { errorMessage } from '../common/errors.js';
@@ -49,8 +50,10 @@ export function advertisedHost(host: string): string {
 }
 
 /**
- * Announces the aggregator under a lease and keeps it announced (retrying while etcd is away);
- * the returned stop revokes it. Never throws: the aggregator works without etcd.
+ * Announces the aggregator under a lease of `ttl` seconds and keeps it announced: the etcd3
+ * client keeps the lease alive; when it is lost (etcd away longer than the TTL), or the first
+ * write fails, a new lease and write follow every 5 s. The returned stop revokes the lease, so
+ * the record is gone at once. Never throws: the aggregator works without etcd.
  */
 export async function announceAggregator(
   s: EtcdSettings,
@@ -58,39 +61,59 @@ export async function announceAggregator(
   log: Logger,
   ttl = 15,
 ): Promise<() => Promise<void>> {
-  const [{ createEtcd }, { Announcement }] = await Promise.all([
-    import('../common/etcd.js'),
-    import('../common/announcement.js'),
-  ]);
+  const { createEtcd } = await import('../common/etcd.js');
   const client = createEtcd(s);
-  let a: InstanceType<typeof Announcement> | undefined;
+  const value = JSON.stringify(rec);
+  let lease: Lease | undefined;
   let stopped = false;
   let retry: NodeJS.Timeout | undefined;
   let warned = false;
-  const attempt = () => {
-    const mine = new Announcement(client, AGGREGATOR_KEY, JSON.stringify(rec), ttl, log);
-    a = mine;
-    mine.start().then(
-      () => log.info({ key: AGGREGATOR_KEY, query: rec.query }, 'aggregator announced in etcd'),
-      (err: unknown) => {
-        void mine.stop(); // no retry loop of its own: this one backs off
-        if (stopped) return;
-        (warned ? log.debug : log.warn).call(
-          log,
-          { key: AGGREGATOR_KEY, err: errorMessage(err) },
-          'cannot announce the aggregator in etcd (logs needs --server meanwhile); retrying every 5 s',
-        );
-        warned = true;
-        retry = setTimeout(attempt, 5000);
-        retry.unref();
-      },
+  const again = (err: unknown) => {
+    if (stopped) return;
+    (warned ? log.debug : log.warn).call(
+      log,
+      { key: AGGREGATOR_KEY, err: errorMessage(err) },
+      'cannot announce the aggregator in etcd (logs needs --server meanwhile); retrying every 5 s',
     );
+    warned = true;
+    clearTimeout(retry);
+    retry = setTimeout(attempt, 5000);
+    retry.unref();
   };
+  function attempt(): void {
+    const mine = client.lease(ttl, { autoKeepAlive: true });
+    lease = mine;
+    mine.on('lost', (err) => {
+      if (lease !== mine) return;
+      mine.release();
+      again(err);
+    });
+    mine
+      .put(AGGREGATOR_KEY)
+      .value(value)
+      .then(
+        () => {
+          warned = false;
+          log.info({ key: AGGREGATOR_KEY, query: rec.query }, 'aggregator announced in etcd');
+        },
+        (err: unknown) => {
+          if (lease === mine) lease = undefined;
+          mine.release();
+          again(err);
+        },
+      );
+  }
   attempt();
   return async () => {
     stopped = true;
     clearTimeout(retry);
-    await a?.stop();
+    const l = lease;
+    lease = undefined;
+    if (l)
+      await Promise.race([
+        l.revoke().catch(() => undefined),
+        new Promise((resolve) => setTimeout(resolve, 3000)),
+      ]);
     client.close();
   };
 }

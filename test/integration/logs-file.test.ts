@@ -87,7 +87,7 @@ test(
         follow.child.stdout!.on('data', (d: Buffer) => {
           text += d.toString();
           for (const l of text.split('\n')) {
-            if (l.includes('web-2 300')) subscribed();
+            if (/web-[12] 300 /.test(l)) subscribed(); // the -n 1 backlog: whichever is last
             if (l.includes('fresh line'))
               resolve({ line: JSON.parse(l) as LogLine, at: Date.now() });
           }

@@ -14,7 +14,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { existsSync, unlinkSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import type Docker from 'dockerode';
-import { errorMessage } from '../../common/errors.js';
+import { DiskFullError, errorMessage } from '../../common/errors.js';
 import { MetadataCache, enrich, needsMeta, serviceOf, type ContainerMeta } from '../enrich.js';
 import {
   ForwardDecoder,
@@ -93,18 +93,56 @@ export async function startForwardInput(
     return out;
   }
 
-  function commit(runs: Run[], chunk: string | undefined, records: number): void {
-    for (let i = 0; i < runs.length; i++) {
-      const r = runs[i]!;
-      buffer.append(r.bufs, {
-        service: r.service,
-        tmin: r.tmin,
-        tmax: r.tmax,
-        ...(chunk && i === runs.length - 1 ? { chunk } : {}),
-      });
+  let diskFull: DiskFullError | undefined;
+  /**
+   * Appends the runs to the buffer, removing each from `runs` once stored (the chunk id goes
+   * with the last). False when the disk is full: the rest stays in `runs` for a retry, nothing
+   * is acked, and the caller waits (backpressure on the sender).
+   */
+  function commit(runs: Run[], chunk: string | undefined, records: number): boolean {
+    try {
+      while (runs.length > 0) {
+        const r = runs[0]!;
+        buffer.append(r.bufs, {
+          service: r.service,
+          tmin: r.tmin,
+          tmax: r.tmax,
+          ...(chunk && runs.length === 1 ? { chunk } : {}),
+        });
+        runs.shift();
+      }
+    } catch (err) {
+      if (!(err instanceof DiskFullError)) throw err;
+      if (!diskFull)
+        log.error(
+          { dir: err.dir },
+          `${err.message}; input paused, nothing is acked until it is stored`,
+        );
+      diskFull = err;
+      return false;
     }
+    if (diskFull) log.info({ dir: diskFull.dir }, 'buffer dir has space again; input resumed');
+    diskFull = undefined;
     recordsIn.inc(records);
+    return true;
   }
+
+  /** Stores what `commit` could not, once there is room, then acks the chunk. */
+  async function commitWhenRoom(
+    sock: Socket,
+    runs: Run[],
+    chunk: string | undefined,
+    records: number,
+  ): Promise<void> {
+    for (;;) {
+      while (buffer.full) await ctx.waitForSpace();
+      if (commit(runs, chunk, records)) break;
+    }
+    if (chunk) sock.write(encodeAck(chunk));
+  }
+
+  /** Chunks being stored right now: a resend of one (its ack was late) waits for it, not stores it. */
+  const pending = new Map<string, Promise<void>>();
 
   /**
    * Stores one events frame and acks it. Synchronous (the common case: no metadata lookup
@@ -118,26 +156,38 @@ export async function startForwardInput(
       sock.write(encodeAck(chunk));
       return true;
     }
+    const inFlight = chunk ? pending.get(chunk) : undefined;
+    if (inFlight) {
+      resent.inc();
+      return inFlight.then(() => void sock.write(encodeAck(chunk!)));
+    }
     const entries = f.entries ?? decodeEntries(f.blob!);
     const metas = metasNow(entries);
+    let stored: Promise<void>;
     if (metas && !buffer.full) {
-      commit(prepare(f.tag, entries, metas), chunk, entries.length);
-      if (chunk) sock.write(encodeAck(chunk));
-      return true;
+      const runs = prepare(f.tag, entries, metas);
+      if (commit(runs, chunk, entries.length)) {
+        if (chunk) sock.write(encodeAck(chunk));
+        return true;
+      }
+      stored = commitWhenRoom(sock, runs, chunk, entries.length);
+    } else {
+      stored = (async () => {
+        const ms = await Promise.all(
+          entries.map((e) =>
+            needsMeta(e.record) && typeof e.record.container_id === 'string'
+              ? meta.get(e.record.container_id)
+              : undefined,
+          ),
+        );
+        await commitWhenRoom(sock, prepare(f.tag, entries, ms), chunk, entries.length);
+      })();
     }
-    return (async () => {
-      const ms = await Promise.all(
-        entries.map((e) =>
-          needsMeta(e.record) && typeof e.record.container_id === 'string'
-            ? meta.get(e.record.container_id)
-            : undefined,
-        ),
-      );
-      const runs = prepare(f.tag, entries, ms);
-      while (buffer.full) await ctx.waitForSpace();
-      commit(runs, chunk, entries.length);
-      if (chunk) sock.write(encodeAck(chunk));
-    })();
+    if (chunk) {
+      pending.set(chunk, stored);
+      void stored.finally(() => pending.delete(chunk)).catch(() => undefined);
+    }
+    return stored;
   }
 
   const sockets = new Set<Socket>();

@@ -128,11 +128,19 @@ function serialized(sock: RtNetlinkSocket): RtNetlinkSocket {
   });
 }
 
+/**
+ * Two sockets: `sock` for dumps and device set-up, one request at a time (see `serialized`), and
+ * `entries` for route/neighbour/FDB writes only. The latter never dumps, so its requests are
+ * pipelined: the kernel handles each message in order as it is sent, so an event's FDB entry,
+ * neighbour and route reach the kernel back to back, without waiting for each ack in between.
+ */
 export class Kernel {
   readonly sock: RtNetlinkSocket;
+  private readonly entries: RtNetlinkSocket;
 
-  constructor(sock: RtNetlinkSocket = createRtNetlink()) {
-    this.sock = serialized(sock);
+  constructor() {
+    this.sock = serialized(createRtNetlink());
+    this.entries = createRtNetlink();
   }
 
   async links(): Promise<LinkInfo[]> {
@@ -274,35 +282,27 @@ export class Kernel {
   }
 
   /**
-   * Applies ops in order, `concurrency` at a time within a run of same-kind, same-action ops
-   * (the order between groups is what matters for traffic). Returns the failures; the caller
-   * logs them and reconciles again later.
+   * Applies ops in the given order (the kernel sees them in that order: the order between kinds
+   * matters for traffic), up to `window` unacknowledged at a time. Returns the failures; the
+   * caller logs them and reconciles again later.
    */
   async apply(
     ops: readonly Op[],
     devIndex: ReadonlyMap<string, number>,
-    concurrency = 32,
+    window = 128,
   ): Promise<{ op: Op; err: Error }[]> {
     const failures: { op: Op; err: Error }[] = [];
-    let i = 0;
-    while (i < ops.length) {
-      const first = ops[i]!;
-      let j = i;
-      const batch: Op[] = [];
-      while (
-        j < ops.length &&
-        ops[j]!.kind === first.kind &&
-        ops[j]!.action === first.action &&
-        batch.length < concurrency
-      )
-        batch.push(ops[j++]!);
-      await Promise.all(
-        batch.map((op) =>
-          this.applyOne(op, devIndex).catch((err: Error) => failures.push({ op, err })),
-        ),
-      );
-      i = j;
+    const inflight = new Set<Promise<void>>();
+    for (const op of ops) {
+      const p: Promise<void> = this.applyOne(op, devIndex)
+        .catch((err: Error) => {
+          failures.push({ op, err });
+        })
+        .finally(() => inflight.delete(p));
+      inflight.add(p);
+      if (inflight.size >= window) await Promise.race(inflight);
     }
+    await Promise.all(inflight);
     return failures;
   }
 
@@ -332,15 +332,15 @@ export class Kernel {
       flags: e.onlink ? { __unknown: RTNH_F_ONLINK } : {},
     };
     const attrs = { dst: ipToBytes(dst.ip), gateway: ipToBytes(parseIPv4(e.gw)!), oif: index };
-    if (del) await this.sock.delRoute(data, attrs);
-    else await this.sock.newRoute(data, attrs, CREATE_REPLACE);
+    if (del) await this.entries.delRoute(data, attrs);
+    else await this.entries.newRoute(data, attrs, CREATE_REPLACE);
   }
 
   private async neigh(e: NeighEntry, index: number, del: boolean): Promise<void> {
     const data = { family: AF_INET, ifindex: index, state: { permanent: true as const } };
     const dst = ipToBytes(parseIPv4(e.ip)!);
-    if (del) await this.sock.delNeighbor(data, { dst });
-    else await this.sock.newNeighbor(data, { dst, lladdr: macToBytes(e.mac) }, CREATE_REPLACE);
+    if (del) await this.entries.delNeighbor(data, { dst });
+    else await this.entries.newNeighbor(data, { dst, lladdr: macToBytes(e.mac) }, CREATE_REPLACE);
   }
 
   private async fdb(e: FdbEntry, index: number, del: boolean): Promise<void> {
@@ -351,11 +351,12 @@ export class Kernel {
       flags: { self: true as const },
     };
     const attrs = { dst: ipToBytes(parseIPv4(e.dst)!), lladdr: macToBytes(e.mac) };
-    if (del) await this.sock.delNeighbor(data, attrs);
-    else await this.sock.newNeighbor(data, attrs, CREATE_REPLACE);
+    if (del) await this.entries.delNeighbor(data, attrs);
+    else await this.entries.newNeighbor(data, attrs, CREATE_REPLACE);
   }
 
   close(): void {
     this.sock.socket.close();
+    this.entries.socket.close();
   }
 }

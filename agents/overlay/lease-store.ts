@@ -21,8 +21,8 @@ import type { Cidr } from './ip.js';
 import { errorMessage } from '../common/errors.js';
 
 export interface StoreEvents {
-  /** The lease set changed (any put/delete, or a fresh list). */
-  change: [];
+  /** The lease set changed: these keys were put or deleted, or (undefined) a fresh list replaced it. */
+  change: [keys: readonly string[] | undefined];
   /** A record could not be decoded; it is skipped. */
   invalid: [key: string, reason: string];
   /** The watch broke and the store listed again. */
@@ -64,7 +64,7 @@ export class LeaseStore extends EventEmitter<StoreEvents> {
     const res = await this.client.getAll().prefix(subnetsPrefix(this.prefix)).exec();
     this.leases.clear();
     for (const kv of res.kvs) this.apply(kv, false);
-    this.emit('change');
+    this.emit('change', undefined);
     return res.header.revision;
   }
 
@@ -82,7 +82,11 @@ export class LeaseStore extends EventEmitter<StoreEvents> {
     this.watcher = w;
     w.on('data', (res) => {
       for (const ev of res.events) this.apply(ev.kv, ev.type === 'Delete');
-      if (res.events.length > 0) this.emit('change');
+      if (res.events.length > 0)
+        this.emit(
+          'change',
+          res.events.map((ev) => ev.kv.key.toString()),
+        );
     });
     w.on('error', (err) => {
       if (this.closed || this.watcher !== w) return;

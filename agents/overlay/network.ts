@@ -1,8 +1,10 @@
 /**
  * The network loop: wait for the config, set up the backend device, claim a subnet, write the
- * subnet file, then keep the kernel equal to what the leases say. Lease events, a periodic
- * resync and our own lease's loss all lead to one serialized `reconcile()`; nothing is applied
- * event by event. Stopping leaves the lease and the kernel state in place for a seamless restart.
+ * subnet file, then keep the kernel equal to what the leases say. A lease event applies only its
+ * own delta at once (against the entries we know we applied); the start, the periodic resync, a
+ * relist and any failed op lead to a full `reconcile()` that reads the kernel and repairs what
+ * changed behind our back. Both run in one queue, never interleaved. Stopping leaves the lease
+ * and the kernel state in place for a seamless restart.
  */
 import type { Etcd3 } from 'etcd3';
 import type { Logger } from '../common/logger.js';
@@ -13,7 +15,13 @@ import { parseNetworkConfig, type NetworkConfig } from './config.js';
 import { formatCidr, formatIPv4, mask, parseIPv4, type Cidr } from './ip.js';
 import { Kernel } from './kernel.js';
 import { LeaseStore, type Held } from './lease-store.js';
-import { desiredState, diffState } from './reconcile.js';
+import {
+  AppliedLeases,
+  diffState,
+  leaseEntries,
+  mergeStates,
+  type Op,
+} from './reconcile.js';
 import {
   readPreviousSubnet,
   renderDockerOpts,
@@ -106,8 +114,11 @@ export class OverlayNetwork {
   private stopped = false;
   private fileWritten = false;
   private timers: NodeJS.Timeout[] = [];
-  private reconciling = false;
-  private dirty = false;
+  private readonly applied = new AppliedLeases();
+  /** Lease keys changed since their delta was last applied. */
+  private readonly pendingKeys = new Set<string>();
+  private fullPending = false;
+  private working = false;
   private acquiring: Promise<void> | undefined;
   private readonly m;
 
@@ -154,11 +165,13 @@ export class OverlayNetwork {
       this.m.relists.inc();
       o.log.warn(`lease watch broke (${reason}); listing again`);
     });
-    this.store.on('change', () => {
+    this.store.on('change', (keys) => {
       this.m.leaseEvents.inc();
       this.m.leases.set(this.store.leases.size);
       this.checkOwnLease();
-      this.schedule();
+      if (keys) for (const k of keys) this.pendingKeys.add(k);
+      else this.fullPending = true;
+      this.kick();
     });
   }
 
@@ -380,45 +393,72 @@ export class OverlayNetwork {
     }
   }
 
-  /** Requests a reconcile; passes are serialized and coalesced. */
+  /** Requests a full reconcile (reads the kernel); passes are serialized and coalesced. */
   schedule(): void {
-    if (!this.held || this.stopped) return;
-    if (this.reconciling) {
-      this.dirty = true;
-      return;
-    }
-    this.reconciling = true;
-    setImmediate(() => void this.reconcileLoop());
+    this.fullPending = true;
+    this.kick();
   }
 
-  private async reconcileLoop(): Promise<void> {
-    try {
-      do {
-        this.dirty = false;
-        await this.reconcile();
-      } while (this.dirty && !this.stopped);
-    } catch (err) {
-      this.o.log.error(`reconcile failed: ${errorMessage(err)}; retrying in 1 s`);
-      setTimeout(() => this.schedule(), 1000).unref();
-    } finally {
-      this.reconciling = false;
+  /** Runs the queue unless it is running: pending deltas at once, a pending full pass first. */
+  private kick(): void {
+    if (!this.held || this.stopped || this.working) return;
+    this.working = true;
+    void this.work().finally(() => {
+      this.working = false;
+      if (this.fullPending || this.pendingKeys.size > 0) this.kick();
+    });
+  }
+
+  private async work(): Promise<void> {
+    while (!this.stopped && (this.fullPending || this.pendingKeys.size > 0)) {
+      try {
+        if (this.fullPending) {
+          this.fullPending = false;
+          this.pendingKeys.clear();
+          await this.reconcile();
+        } else await this.applyDeltas();
+      } catch (err) {
+        this.o.log.error(`reconcile failed: ${errorMessage(err)}; retrying in 1 s`);
+        setTimeout(() => this.schedule(), 1000).unref();
+        return;
+      }
     }
   }
 
-  private async reconcile(): Promise<void> {
-    const backend = this.backend;
-    const held = this.held;
-    if (!backend || !held || !this.cfg) return;
-    const end = this.m.reconcileSeconds.startTimer();
-    const desired = desiredState({
-      backend: this.cfg.backend,
-      self: held.subnet,
+  private desiredContext() {
+    const backend = this.backend!;
+    return {
+      backend: this.cfg!.backend,
+      self: this.held!.subnet,
       publicIP: this.external!.publicIP,
       overlayDev: backend.overlayDev ?? '',
       externalDev: this.external!.link.name,
       externalNets: this.external!.nets,
-      leases: [...this.store.leases.values()],
-    });
+    };
+  }
+
+  /** The changed leases' own delta against what we applied for them, sent to the kernel at once. */
+  private async applyDeltas(): Promise<void> {
+    const ctx = this.desiredContext();
+    const ops: Op[] = [];
+    for (const key of this.pendingKeys) {
+      const l = this.store.leases.get(key);
+      ops.push(...this.applied.update(key, l && leaseEntries(ctx, l)));
+    }
+    this.pendingKeys.clear();
+    if (ops.length > 0) await this.applyOps(ops);
+  }
+
+  /** Full pass: desired state from all leases against what the kernel has now. */
+  private async reconcile(): Promise<void> {
+    const backend = this.backend;
+    if (!backend || !this.held || !this.cfg) return;
+    const end = this.m.reconcileSeconds.startTimer();
+    const ctx = this.desiredContext();
+    const perLease = [...this.store.leases.values()].map(
+      (l) => [l.key, leaseEntries(ctx, l)] as const,
+    );
+    const desired = mergeStates(perLease.map(([, e]) => e));
     const devices = backend.devices();
     const scope = {
       network: this.cfg.network,
@@ -426,13 +466,18 @@ export class OverlayNetwork {
       overlayIndex: backend.overlayIndex(),
     };
     const ops = diffState(desired, await this.kernel.readState(scope));
-    const failures = await this.kernel.apply(ops, devices);
-    for (const op of ops) this.m.ops.inc({ kind: op.kind, action: op.action });
+    this.applied.reset(perLease);
+    await this.applyOps(ops);
     this.m.reconciles.inc();
     this.m.peers.set(desired.routes.length);
     end();
+  }
+
+  private async applyOps(ops: Op[]): Promise<void> {
+    const failures = await this.kernel.apply(ops, this.backend!.devices());
+    for (const op of ops) this.m.ops.inc({ kind: op.kind, action: op.action });
     if (ops.length > 0)
-      this.o.log.debug({ ops: ops.length, failed: failures.length }, 'reconciled kernel state');
+      this.o.log.debug({ ops: ops.length, failed: failures.length }, 'applied kernel changes');
     if (failures.length > 0) {
       this.m.opErrors.inc(failures.length);
       for (const f of failures.slice(0, 5))

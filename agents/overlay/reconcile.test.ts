@@ -1,6 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { desiredState, diffState, type DesiredInput, type KernelState } from './reconcile.js';
+import {
+  AppliedLeases,
+  desiredState,
+  diffState,
+  leaseEntries,
+  type DesiredInput,
+  type KernelState,
+} from './reconcile.js';
 import { parseNetworkConfig } from './config.js';
 import { parseCidr, parseIPv4 } from './ip.js';
 import type { Lease } from './lease.js';
@@ -116,4 +123,30 @@ test('diff: a lease that vanished while we were down is removed from every table
         JSON.stringify(o.entry).includes('192.168.9.3'),
     ),
   );
+});
+
+test('a lease event costs only its own delta against what was applied for it', () => {
+  const applied = new AppliedLeases();
+  const peer = lease('10.5.2.0/24', '192.168.0.2', '02:00:00:00:00:02');
+  const show = (ops: ReturnType<AppliedLeases['update']>) =>
+    ops.map((o) => `${o.action} ${o.kind} ${Object.values(o.entry).join(' ')}`);
+  assert.deepEqual(show(applied.update(peer.key, leaseEntries(base, peer))), [
+    'add fdb 02:00:00:00:00:02 192.168.0.2 flannel.1',
+    'add neigh 10.5.2.0 02:00:00:00:00:02 flannel.1',
+    'add route 10.5.2.0/24 10.5.2.0 flannel.1 true',
+  ]);
+  assert.deepEqual(applied.update(peer.key, leaseEntries(base, peer)), [], 'same lease again');
+  const moved = lease('10.5.2.0/24', '192.168.0.7', '02:00:00:00:00:07');
+  assert.deepEqual(show(applied.update(moved.key, leaseEntries(base, moved))), [
+    'del fdb 02:00:00:00:00:02 192.168.0.2 flannel.1',
+    'add fdb 02:00:00:00:00:07 192.168.0.7 flannel.1',
+    'replace neigh 10.5.2.0 02:00:00:00:00:07 flannel.1',
+  ]);
+  assert.deepEqual(show(applied.update(moved.key, undefined)), [
+    'del route 10.5.2.0/24 10.5.2.0 flannel.1 true',
+    'del neigh 10.5.2.0 02:00:00:00:00:07 flannel.1',
+    'del fdb 02:00:00:00:00:07 192.168.0.7 flannel.1',
+  ]);
+  const own = base.leases[0]!;
+  assert.deepEqual(applied.update(own.key, leaseEntries(base, own)), [], 'own lease');
 });

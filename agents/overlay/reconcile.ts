@@ -46,29 +46,68 @@ export interface DesiredInput {
   leases: readonly Lease[];
 }
 
-export function desiredState(d: DesiredInput): KernelState {
+/** The kernel entries one lease asks for: none for our own lease or a lease we cannot use. */
+export function leaseEntries(d: Omit<DesiredInput, 'leases'>, l: Lease): KernelState {
   const state: KernelState = { routes: [], neighs: [], fdb: [] };
-  const sorted = [...d.leases].sort((a, b) => a.subnet.ip - b.subnet.ip);
-  for (const l of sorted) {
-    if (cidrEqual(l.subnet, d.self) || l.attrs.publicIP === d.publicIP) continue;
-    const dst = formatCidr(l.subnet);
-    const peer = formatIPv4(l.attrs.publicIP);
-    const direct = () => state.routes.push({ dst, gw: peer, dev: d.externalDev, onlink: false });
-    if (d.backend.type === 'host-gw') {
-      if (l.attrs.backendType === 'host-gw') direct();
-      continue;
-    }
-    if (l.attrs.backendType !== 'vxlan' || l.attrs.vtepMAC === undefined) continue;
-    if (d.backend.directRouting && d.externalNets.some((n) => ipInCidr(n, l.attrs.publicIP))) {
-      direct();
-      continue;
-    }
-    const vtep = formatIPv4(l.subnet.ip);
-    state.neighs.push({ ip: vtep, mac: l.attrs.vtepMAC, dev: d.overlayDev });
-    state.fdb.push({ mac: l.attrs.vtepMAC, dst: peer, dev: d.overlayDev });
-    state.routes.push({ dst, gw: vtep, dev: d.overlayDev, onlink: true });
+  if (cidrEqual(l.subnet, d.self) || l.attrs.publicIP === d.publicIP) return state;
+  const dst = formatCidr(l.subnet);
+  const peer = formatIPv4(l.attrs.publicIP);
+  const direct = () => state.routes.push({ dst, gw: peer, dev: d.externalDev, onlink: false });
+  if (d.backend.type === 'host-gw') {
+    if (l.attrs.backendType === 'host-gw') direct();
+    return state;
+  }
+  if (l.attrs.backendType !== 'vxlan' || l.attrs.vtepMAC === undefined) return state;
+  if (d.backend.directRouting && d.externalNets.some((n) => ipInCidr(n, l.attrs.publicIP))) {
+    direct();
+    return state;
+  }
+  const vtep = formatIPv4(l.subnet.ip);
+  state.neighs.push({ ip: vtep, mac: l.attrs.vtepMAC, dev: d.overlayDev });
+  state.fdb.push({ mac: l.attrs.vtepMAC, dst: peer, dev: d.overlayDev });
+  state.routes.push({ dst, gw: vtep, dev: d.overlayDev, onlink: true });
+  return state;
+}
+
+export function mergeStates(states: Iterable<KernelState>): KernelState {
+  const state: KernelState = { routes: [], neighs: [], fdb: [] };
+  for (const e of states) {
+    state.routes.push(...e.routes);
+    state.neighs.push(...e.neighs);
+    state.fdb.push(...e.fdb);
   }
   return state;
+}
+
+/** All leases' entries, in subnet order. */
+export function desiredState(d: DesiredInput): KernelState {
+  const sorted = [...d.leases].sort((a, b) => a.subnet.ip - b.subnet.ip);
+  return mergeStates(sorted.map((l) => leaseEntries(d, l)));
+}
+
+const EMPTY: KernelState = { routes: [], neighs: [], fdb: [] };
+
+/**
+ * What each lease has put into the kernel, as last applied. A lease event then costs only its
+ * own delta: `update(key, entries)` returns the ops that turn the lease's previous entries into
+ * the new ones (none when nothing changed) and remembers the new ones. `reset()` after a full
+ * reconcile that read the kernel.
+ */
+export class AppliedLeases {
+  private readonly byKey = new Map<string, KernelState>();
+
+  update(key: string, next: KernelState | undefined): Op[] {
+    const ops = diffState(next ?? EMPTY, this.byKey.get(key) ?? EMPTY);
+    if (next && next.routes.length + next.neighs.length + next.fdb.length > 0)
+      this.byKey.set(key, next);
+    else this.byKey.delete(key);
+    return ops;
+  }
+
+  reset(entries: Iterable<readonly [string, KernelState]>): void {
+    this.byKey.clear();
+    for (const [k, e] of entries) this.update(k, e);
+  }
 }
 
 export type Op =

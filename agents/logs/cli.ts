@@ -9,7 +9,7 @@
 import { createWriteStream } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import tar from 'tar-stream';
-import { runCommand } from '../common/agent.js';
+import { packageVersion, runCommand } from '../common/agent.js';
 import type { FlagTable } from '../common/cli.js';
 import { UsageError } from '../common/errors.js';
 import type { LogLine } from './aggregator/query.js';
@@ -261,7 +261,7 @@ Reads container logs from the Flotilla aggregator.
   services   list services with record counts and last-seen times
   export     write a tar with one file per container
 
-Run \`logs <command> --help\` for its flags.
+Run \`logs <command> --help\` for its flags; \`logs --version\` prints the version.
 `;
 
 export async function main(argv = process.argv.slice(2)): Promise<void> {
@@ -278,6 +278,9 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
       return services(rest);
     case 'export':
       return exportTar(rest);
+    case '--version':
+      process.stdout.write(`logs ${packageVersion()}\n`);
+      return;
     case undefined:
     case 'help':
     case '--help':

@@ -10,6 +10,7 @@
  * Run: FLANNELD=/path/to/flanneld npm run bench -- overlay
  */
 import { existsSync, readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Etcd3 } from 'etcd3';
 import { startCluster, waitFor, type Host, type StartedProcess } from '../test/harness/index.js';
@@ -76,7 +77,9 @@ const etcd = new Etcd3({ hosts: cluster.etcdEndpoints });
 try {
   await etcd
     .put(`${PREFIX}/config`)
-    .value('{"Network":"10.0.0.0/8","SubnetMin":"10.0.1.0","SubnetMax":"10.0.255.0"}');
+    .value(
+      '{"Network":"10.0.0.0/8","SubnetMin":"10.0.1.0","SubnetMax":"10.0.255.0","Backend":{"Type":"vxlan"}}',
+    );
   const ours: Agent = {
     name: 'overlayd',
     host: cluster.hosts[0]!,
@@ -126,7 +129,8 @@ try {
       await sleep(300);
     }
   }
-  for (const a of agents) record(a, 'exec → subnet file (ms, median of 5)', quantile(starts.get(a)!, 0.5));
+  for (const a of agents)
+    record(a, 'exec → subnet file (ms, median of 5)', quantile(starts.get(a)!, 0.5));
 
   // Lease put → route in each agent's kernel, timed from our own watcher seeing the put.
   const monitors = new Map(agents.map((a) => [a, new RouteMonitor(a.host)]));
@@ -146,7 +150,8 @@ try {
       5000,
       1,
     );
-    for (const a of agents) lat.get(a)!.push(monitors.get(a)!.added.get(f.route)! - seenPut.get(f.key)!);
+    for (const a of agents)
+      lat.get(a)!.push(monitors.get(a)!.added.get(f.route)! - seenPut.get(f.key)!);
     await sleep(20);
   }
   await watcher.cancel();
@@ -164,7 +169,10 @@ try {
     const puts = [];
     for (let j = i; j < Math.min(PEERS, i + 100); j++)
       puts.push(etcd.put(fake(j).key).value(fake(j).value));
-    await etcd.if(`${PREFIX}/config`, 'Create', '>', 0).then(...puts).commit();
+    await etcd
+      .if(`${PREFIX}/config`, 'Create', '>', 0)
+      .then(...puts)
+      .commit();
   }
   const routes = Array.from({ length: PEERS }, (_, i) => fake(i).route);
   for (const a of [...agents].reverse()) {
@@ -172,7 +180,12 @@ try {
     mon.added.clear();
     const t0 = performance.now();
     a.proc = a.start();
-    await waitFor(`${a.name}: ${PEERS} routes`, () => routes.every((r) => mon.added.has(r)), 60_000, 5);
+    await waitFor(
+      `${a.name}: ${PEERS} routes`,
+      () => routes.every((r) => mon.added.has(r)),
+      60_000,
+      5,
+    );
     const last = Math.max(...routes.map((r) => mon.added.get(r)!));
     record(a, `cold start, ${PEERS} peers → all routes (ms)`, last - t0);
     await sleep(1000);
@@ -202,12 +215,26 @@ try {
   await sleep(300);
   await stopAgent(ours);
   ours.proc = ours.start();
-  await waitFor('overlayd subnet file after restart', () => existsSync(subnetFile(ours)), 20_000, 5);
+  await waitFor(
+    'overlayd subnet file after restart',
+    () => existsSync(subnetFile(ours)),
+    20_000,
+    5,
+  );
   await sleep(3000);
   for (const c of changes) console.log(`  ip monitor: ${c}`);
-  console.log(`\noverlayd restart with ${PEERS} peers: ${changes.length} kernel changes seen by ip monitor`);
+  console.log(
+    `\noverlayd restart with ${PEERS} peers: ${changes.length} kernel changes seen by ip monitor`,
+  );
   await h.kill(mon2);
   for (const a of agents) await stopAgent(a);
+} catch (err) {
+  for (const h of cluster.hosts)
+    for (const log of ['overlayd.log', 'flanneld.log']) {
+      const text = await readFile(join(h.dir, log), 'utf8').catch(() => '');
+      if (text) console.error(`--- ${h.name} ${log}\n${text.split('\n').slice(-20).join('\n')}`);
+    }
+  throw err;
 } finally {
   etcd.close();
   await cluster.stop();

@@ -3,6 +3,8 @@
  * ETCDCTL_* / FLANNELD_* env equivalents), validation that turns a bad endpoint or missing TLS
  * file into a one-line error, and a connected `Etcd3` client.
  */
+// Before etcd3: it builds its gRPC client at import time (see etcd-proto.ts).
+import './etcd-proto.js';
 import { readFileSync } from 'node:fs';
 import { Etcd3, type IOptions } from 'etcd3';
 import type { FlagTable } from './cli.js';

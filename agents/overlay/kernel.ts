@@ -289,7 +289,7 @@ export class Kernel {
   async apply(
     ops: readonly Op[],
     devIndex: ReadonlyMap<string, number>,
-    window = 128,
+    window = 8,
   ): Promise<{ op: Op; err: Error }[]> {
     const failures: { op: Op; err: Error }[] = [];
     const inflight = new Set<Promise<void>>();

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 /** overlayd: flannel-compatible overlay agent. Wiring only: flags → network loop → health server. */
+import '../common/compile-cache.js';
 import { runCommand } from '../common/agent.js';
 import { createEtcd, etcdFlags } from '../common/etcd.js';
 import { startHealthServer } from '../common/http.js';

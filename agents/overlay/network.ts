@@ -15,13 +15,7 @@ import { parseNetworkConfig, type NetworkConfig } from './config.js';
 import { formatCidr, formatIPv4, mask, parseIPv4, type Cidr } from './ip.js';
 import { Kernel } from './kernel.js';
 import { LeaseStore, type Held } from './lease-store.js';
-import {
-  AppliedLeases,
-  diffState,
-  leaseEntries,
-  mergeStates,
-  type Op,
-} from './reconcile.js';
+import { AppliedLeases, diffState, leaseEntries, mergeStates, type Op } from './reconcile.js';
 import {
   readPreviousSubnet,
   renderDockerOpts,
@@ -120,6 +114,7 @@ export class OverlayNetwork {
   private fullPending = false;
   private working = false;
   private acquiring: Promise<void> | undefined;
+  private iptables: Promise<void> = Promise.resolve();
   private readonly m;
 
   constructor(private readonly o: NetworkOptions) {
@@ -318,7 +313,6 @@ export class OverlayNetwork {
       break;
     }
     await backend.configure(this.held.subnet);
-    await this.applyIptables();
     const env = {
       network: cfg.network,
       subnet: this.held.subnet,
@@ -329,6 +323,8 @@ export class OverlayNetwork {
     if (this.o.dockerOptsFile) await writeFileAtomic(this.o.dockerOptsFile, renderDockerOpts(env));
     this.fileWritten = true;
     this.schedule();
+    // After the files and off the routes' path, as flannel does: dockerd can start meanwhile.
+    void this.applyIptables();
   }
 
   /** Our key vanished or now names another host: claim again (preferring the same subnet). */
@@ -378,7 +374,13 @@ export class OverlayNetwork {
     this.schedule();
   }
 
-  private async applyIptables(): Promise<void> {
+  /** Sets up the iptables chains; runs are chained, so two never interleave. */
+  private applyIptables(): Promise<void> {
+    this.iptables = this.iptables.then(() => this.doApplyIptables());
+    return this.iptables;
+  }
+
+  private async doApplyIptables(): Promise<void> {
     const cfg = this.cfg;
     if (!cfg || !this.held) return;
     const masq = masqChain(cfg.network, this.held.subnet);

@@ -11,13 +11,13 @@ import type { Etcd3, IKeyValue, Watcher } from 'etcd3';
 import {
   decodeLease,
   encodeLease,
-  keyToSubnet,
+  keyToSubnets,
   subnetKey,
   subnetsPrefix,
   type Lease,
   type LeaseAttrs,
 } from './lease.js';
-import type { Cidr } from './ip.js';
+import type { Cidr, Prefix } from './ip.js';
 import { errorMessage } from '../common/errors.js';
 
 export interface StoreEvents {
@@ -32,6 +32,8 @@ export interface StoreEvents {
 /** What we hold: the subnet, its key, and the etcd lease ID ("0" for a reservation). */
 export interface Held {
   subnet: Cidr;
+  /** Our IPv6 subnet, on a dual-stack network. */
+  subnet6?: Prefix | undefined;
   key: string;
   etcdLease: string;
   value: string;
@@ -107,8 +109,9 @@ export class LeaseStore extends EventEmitter<StoreEvents> {
 
   private apply(kv: IKeyValue, deleted: boolean): void {
     const key = kv.key.toString();
-    const subnet = keyToSubnet(this.prefix, key);
-    if (!subnet) return;
+    const subnets = keyToSubnets(this.prefix, key);
+    if (!subnets) return;
+    const { subnet, subnet6 } = subnets;
     if (deleted) {
       this.leases.delete(key);
       this.reported.delete(key);
@@ -120,6 +123,7 @@ export class LeaseStore extends EventEmitter<StoreEvents> {
       this.leases.set(key, {
         key,
         subnet,
+        ...(subnet6 ? { subnet6 } : {}),
         attrs,
         etcdLease: kv.lease,
         modRevision: kv.mod_revision,
@@ -138,15 +142,20 @@ export class LeaseStore extends EventEmitter<StoreEvents> {
    * Claims a free subnet: grant an etcd lease of `ttlSeconds`, then put only if the key does not
    * exist. Resolves undefined when someone else got there first (list again and retry).
    */
-  async claimNew(subnet: Cidr, attrs: LeaseAttrs, ttlSeconds: number): Promise<Held | undefined> {
-    const key = subnetKey(this.prefix, subnet);
+  async claimNew(
+    subnet: Cidr,
+    attrs: LeaseAttrs,
+    ttlSeconds: number,
+    subnet6?: Prefix,
+  ): Promise<Held | undefined> {
+    const key = subnetKey(this.prefix, subnet, subnet6);
     const value = encodeLease(attrs);
     const { ID } = await this.client.leaseClient.leaseGrant({ TTL: ttlSeconds, ID: 0 });
     const res = await this.client
       .if(key, 'Create', '==', 0)
       .then(this.client.put(key).value(value).lease(ID))
       .commit();
-    if (res.succeeded) return { subnet, key, etcdLease: ID, value };
+    if (res.succeeded) return { subnet, subnet6, key, etcdLease: ID, value };
     await this.client.leaseClient.leaseRevoke({ ID }).catch(() => undefined);
     return undefined;
   }
@@ -177,7 +186,13 @@ export class LeaseStore extends EventEmitter<StoreEvents> {
         .commit();
       if (!res.succeeded) return undefined;
     }
-    return { subnet: existing.subnet, key: existing.key, etcdLease: id, value };
+    return {
+      subnet: existing.subnet,
+      subnet6: existing.subnet6,
+      key: existing.key,
+      etcdLease: id,
+      value,
+    };
   }
 
   /** Rewrites our value (e.g. a new VtepMAC) on the same etcd lease; false if the key is gone. */

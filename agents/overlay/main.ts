@@ -33,6 +33,12 @@ const flags = {
     help: 'IP other hosts reach us on; default: the interface address',
     env: env('PUBLIC_IP'),
   },
+  'public-ipv6': {
+    type: 'string',
+    value: 'IP',
+    help: 'IPv6 address other hosts reach us on (with "EnableIPv6"); default: the interface address',
+    env: env('PUBLIC_IPV6'),
+  },
   'subnet-file': {
     type: 'string',
     value: 'FILE',
@@ -118,6 +124,7 @@ await runCommand({
       prefix: f.etcdPrefix,
       iface: f.iface || undefined,
       publicIP: f.publicIp || undefined,
+      publicIPv6: f.publicIpv6 || undefined,
       subnetFile: f.subnetFile,
       dockerOptsFile: f.dockerOptsFile || undefined,
       ipMasq: f.ipMasq,

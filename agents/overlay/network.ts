@@ -12,9 +12,19 @@ import { ConfigError, errorMessage } from '../common/errors.js';
 import type { MetricSet } from '../common/metrics.js';
 import { chooseSubnet } from './allocator.js';
 import { parseNetworkConfig, type NetworkConfig } from './config.js';
-import { formatCidr, formatIPv4, mask, parseIPv4, type Cidr } from './ip.js';
+import {
+  IPv6,
+  formatCidr,
+  formatIPv4,
+  formatPrefix,
+  mask,
+  parseIPv4,
+  prefixMask,
+  type Cidr,
+} from './ip.js';
 import { Kernel } from './kernel.js';
 import { LeaseStore, type Held } from './lease-store.js';
+import type { LeaseAttrs } from './lease.js';
 import { AppliedLeases, diffState, leaseEntries, mergeStates, type Op } from './reconcile.js';
 import {
   readPreviousSubnet,
@@ -33,6 +43,7 @@ export interface NetworkOptions {
   prefix: string;
   iface: string | undefined;
   publicIP: string | undefined;
+  publicIPv6?: string | undefined;
   subnetFile: string;
   dockerOptsFile: string | undefined;
   ipMasq: boolean;
@@ -55,6 +66,7 @@ export async function resolveExternal(
   kernel: Kernel,
   iface: string | undefined,
   publicIP: string | undefined,
+  publicIPv6?: string,
 ): Promise<ExternalInterface> {
   const links = await kernel.links();
   const addrs = await kernel.addresses();
@@ -88,11 +100,22 @@ export async function resolveExternal(
     if (p === undefined) throw new ConfigError(`--public-ip: "${publicIP}" is not an IPv4 address`);
     pub = p;
   }
+  // The IPv6 side is used only when the network config enables IPv6.
+  const own6 = (await kernel.addressesOf(IPv6)).get(link.index) ?? [];
+  let pub6 = own6[0]?.ip;
+  if (publicIPv6) {
+    pub6 = IPv6.parse(publicIPv6);
+    if (pub6 === undefined)
+      throw new ConfigError(`--public-ipv6: "${publicIPv6}" is not an IPv6 address`);
+  }
   return {
     link,
     publicIP: pub,
     localIP: local.ip,
     nets: own.map((a) => ({ ip: (a.ip & mask(a.len)) >>> 0, len: a.len })),
+    localIP6: own6[0]?.ip,
+    publicIP6: pub6,
+    nets6: own6.map((a) => ({ ip: a.ip & prefixMask(IPv6, a.len), len: a.len })),
   };
 }
 
@@ -104,6 +127,8 @@ export class OverlayNetwork {
   private external: ExternalInterface | undefined;
   private cfg: NetworkConfig | undefined;
   private backend: Backend | undefined;
+  /** The flannel-v6.<VNI> device on a dual-stack vxlan network. */
+  private backend6: VxlanBackend | undefined;
   private held: Held | undefined;
   private stopped = false;
   private fileWritten = false;
@@ -180,7 +205,12 @@ export class OverlayNetwork {
   /** Resolves the external interface (errors are fatal), then runs the rest in the background. */
   async start(): Promise<void> {
     const t0 = Date.now();
-    this.external = await resolveExternal(this.kernel, this.o.iface, this.o.publicIP);
+    this.external = await resolveExternal(
+      this.kernel,
+      this.o.iface,
+      this.o.publicIP,
+      this.o.publicIPv6,
+    );
     this.o.log.info(
       `using interface ${this.external.link.name} (${formatIPv4(this.external.localIP)}), public IP ${formatIPv4(this.external.publicIP)}`,
     );
@@ -199,6 +229,16 @@ export class OverlayNetwork {
         ? new VxlanBackend(ctx, cfg.backend, (msg) => this.o.log.warn(msg))
         : new HostGwBackend(ctx);
     await this.backend.ensureDevice();
+    if (cfg.ipv6) {
+      if (this.external!.localIP6 === undefined || this.external!.publicIP6 === undefined)
+        throw new ConfigError(
+          `"EnableIPv6" is set in ${this.store.configKey()} but ${this.external!.link.name} has no global IPv6 address`,
+        );
+      if (cfg.backend.type === 'vxlan') {
+        this.backend6 = new VxlanBackend(ctx, cfg.backend, (msg) => this.o.log.warn(msg), IPv6);
+        await this.backend6.ensureDevice();
+      }
+    }
     await this.retry('list leases', () => this.store.sync());
     await this.acquire();
     this.m.startSeconds.set((Date.now() - t0) / 1000);
@@ -249,7 +289,11 @@ export class OverlayNetwork {
         else {
           const cfg = parseNetworkConfig(text, key);
           this.o.log.info(
-            `network ${formatCidr(cfg.network)}, /${cfg.subnetLen} subnets, backend ${cfg.backend.type}`,
+            `network ${formatCidr(cfg.network)}, /${cfg.subnetLen} subnets` +
+              (cfg.ipv6
+                ? `, IPv6 ${formatPrefix(IPv6, cfg.ipv6.network)}, /${cfg.ipv6.subnetLen} subnets`
+                : '') +
+              `, backend ${cfg.backend.type}`,
           );
           return cfg;
         }
@@ -278,11 +322,11 @@ export class OverlayNetwork {
     const cfg = this.cfg!;
     const backend = this.backend!;
     const pub = this.external!.publicIP;
-    const previous = this.held?.subnet ?? (await readPreviousSubnet(this.o.subnetFile));
+    const prev = this.held ?? (await readPreviousSubnet(this.o.subnetFile));
     for (;;) {
       if (this.stopped) return;
       const leases = [...this.store.leases.values()];
-      const choice = chooseSubnet(cfg, leases, pub, previous);
+      const choice = chooseSubnet(cfg, leases, pub, prev.subnet, Math.random, prev.subnet6);
       if (choice.kind === 'full') {
         this.o.log.error(
           `no free subnet in ${formatCidr(cfg.network)} (${leases.length} leases); retrying`,
@@ -292,8 +336,13 @@ export class OverlayNetwork {
       }
       const held = await this.retry('claim subnet', () =>
         choice.kind === 'existing'
-          ? this.store.adopt(choice.lease, backend.leaseAttrs(), this.o.leaseTtlSeconds)
-          : this.store.claimNew(choice.subnet, backend.leaseAttrs(), this.o.leaseTtlSeconds),
+          ? this.store.adopt(choice.lease, this.leaseAttrs(), this.o.leaseTtlSeconds)
+          : this.store.claimNew(
+              choice.subnet,
+              this.leaseAttrs(),
+              this.o.leaseTtlSeconds,
+              choice.subnet6,
+            ),
       );
       if (!held) {
         await this.retry('list leases', () => this.store.list());
@@ -306,18 +355,22 @@ export class OverlayNetwork {
             : 'adopted'
           : choice.kind;
       this.m.acquisitions.inc({ how });
+      const v6 = held.subnet6 ? ` and ${formatPrefix(IPv6, held.subnet6)}` : '';
       this.o.log.info(
-        `holding subnet ${formatCidr(held.subnet)} (${how}, etcd lease ${held.etcdLease})`,
+        `holding subnet ${formatCidr(held.subnet)}${v6} (${how}, etcd lease ${held.etcdLease})`,
       );
       this.held = held;
       break;
     }
     await backend.configure(this.held.subnet);
+    const subnet6 = this.held.subnet6;
+    if (this.backend6 && subnet6) await this.backend6.configure(subnet6);
     const env = {
       network: cfg.network,
       subnet: this.held.subnet,
       mtu: backend.mtu,
       ipMasq: this.o.ipMasq,
+      ipv6: cfg.ipv6 && subnet6 ? { network: cfg.ipv6.network, subnet: subnet6 } : undefined,
     };
     await writeFileAtomic(this.o.subnetFile, renderSubnetEnv(env));
     if (this.o.dockerOptsFile) await writeFileAtomic(this.o.dockerOptsFile, renderDockerOpts(env));
@@ -364,11 +417,15 @@ export class OverlayNetwork {
   private async resync(): Promise<void> {
     const backend = this.backend;
     if (!backend || !this.held || this.acquiring) return;
-    if (await backend.ensureDevice()) {
-      await backend.configure(this.held.subnet);
-      const updated = await this.store.update(this.held, backend.leaseAttrs());
+    for (const [b, subnet] of [
+      [backend, this.held.subnet],
+      [this.backend6, this.held.subnet6],
+    ] as const) {
+      if (!b || !subnet || !(await b.ensureDevice())) continue;
+      await b.configure(subnet);
+      const updated = await this.store.update(this.held, this.leaseAttrs());
       if (updated) this.held = updated;
-      this.o.log.warn(`recreated ${backend.overlayDev}; lease updated with its new MAC`);
+      this.o.log.warn(`recreated ${b.overlayDev}; lease updated with its new MAC`);
     }
     await this.applyIptables();
     this.schedule();
@@ -427,9 +484,37 @@ export class OverlayNetwork {
     }
   }
 
+  /** Our lease value's fields: the IPv4 backend's, plus the IPv6 side on a dual-stack network. */
+  private leaseAttrs(): LeaseAttrs {
+    const a = this.backend!.leaseAttrs();
+    if (!this.cfg?.ipv6) return a;
+    const b6 = this.backend6?.leaseAttrs();
+    return {
+      ...a,
+      publicIPv6: this.external!.publicIP6!,
+      ...(b6?.v6VtepMAC ? { v6vni: b6.v6vni!, v6VtepMAC: b6.v6VtepMAC } : {}),
+    };
+  }
+
+  /** Every device the reconciler writes to: name → ifindex. */
+  private devices(): Map<string, number> {
+    return new Map([...this.backend!.devices(), ...(this.backend6?.devices() ?? [])]);
+  }
+
   private desiredContext() {
     const backend = this.backend!;
+    const held = this.held!;
+    const ext = this.external!;
     return {
+      ipv6:
+        this.cfg!.ipv6 && held.subnet6 && ext.publicIP6 !== undefined
+          ? {
+              self: held.subnet6,
+              publicIP: ext.publicIP6,
+              overlayDev: this.backend6?.overlayDev ?? '',
+              externalNets: ext.nets6 ?? [],
+            }
+          : undefined,
       backend: this.cfg!.backend,
       self: this.held!.subnet,
       publicIP: this.external!.publicIP,
@@ -461,11 +546,14 @@ export class OverlayNetwork {
       (l) => [l.key, leaseEntries(ctx, l)] as const,
     );
     const desired = mergeStates(perLease.map(([, e]) => e));
-    const devices = backend.devices();
+    const devices = this.devices();
     const scope = {
       network: this.cfg.network,
       devices: new Map([...devices].map(([n, i]) => [i, n])),
       overlayIndex: backend.overlayIndex(),
+      ipv6: this.cfg.ipv6
+        ? { network: this.cfg.ipv6.network, overlayIndex: this.backend6?.overlayIndex() }
+        : undefined,
     };
     const ops = diffState(desired, await this.kernel.readState(scope));
     this.applied.reset(perLease);
@@ -476,7 +564,7 @@ export class OverlayNetwork {
   }
 
   private async applyOps(ops: Op[]): Promise<void> {
-    const failures = await this.kernel.apply(ops, this.backend!.devices());
+    const failures = await this.kernel.apply(ops, this.devices());
     for (const op of ops) this.m.ops.inc({ kind: op.kind, action: op.action });
     if (ops.length > 0)
       this.o.log.debug({ ops: ops.length, failed: failures.length }, 'applied kernel changes');

@@ -5,7 +5,16 @@
  * event never touches a working route, neighbour or FDB entry.
  */
 import type { BackendConfig } from './config.js';
-import { cidrEqual, formatCidr, formatIPv4, ipInCidr, type Cidr } from './ip.js';
+import {
+  IPv4,
+  IPv6,
+  cidrEqual,
+  formatPrefix,
+  prefixHas,
+  type Cidr,
+  type Family,
+  type Prefix,
+} from './ip.js';
 import type { Lease } from './lease.js';
 
 /** `dst via gw dev [onlink]`. Keyed by dst. */
@@ -44,28 +53,73 @@ export interface DesiredInput {
   /** Networks directly attached to the external interface: DirectRouting peers inside them get a plain route. */
   externalNets: readonly Cidr[];
   leases: readonly Lease[];
+  /** Our IPv6 side on a dual-stack network. */
+  ipv6?: Side | undefined;
 }
 
-/** The kernel entries one lease asks for: none for our own lease or a lease we cannot use. */
+/** Our side of one family: own subnet, public address, overlay device, attached networks. */
+export interface Side {
+  self: Prefix;
+  publicIP: bigint;
+  overlayDev: string;
+  externalNets: readonly Prefix[];
+}
+
+/** A peer's side of one family, from its lease; undefined when the lease has none. */
+function peerSide(
+  f: Family,
+  l: Lease,
+): { subnet: Prefix; publicIP: bigint; mac: string | undefined } | undefined {
+  if (f.v === 4)
+    return l.attrs.publicIP === 0
+      ? undefined
+      : {
+          subnet: { ip: BigInt(l.subnet.ip), len: l.subnet.len },
+          publicIP: BigInt(l.attrs.publicIP),
+          mac: l.attrs.vtepMAC,
+        };
+  return l.subnet6 && l.attrs.publicIPv6 !== undefined
+    ? { subnet: l.subnet6, publicIP: l.attrs.publicIPv6, mac: l.attrs.v6VtepMAC }
+    : undefined;
+}
+
+/**
+ * The kernel entries one lease asks for, per family we run and the lease has: none for our own
+ * lease or a lease we cannot use. A dual-stack peer gets both families, an IPv6-only or
+ * IPv4-only peer just its own.
+ */
 export function leaseEntries(d: Omit<DesiredInput, 'leases'>, l: Lease): KernelState {
   const state: KernelState = { routes: [], neighs: [], fdb: [] };
-  if (cidrEqual(l.subnet, d.self) || l.attrs.publicIP === d.publicIP) return state;
-  const dst = formatCidr(l.subnet);
-  const peer = formatIPv4(l.attrs.publicIP);
-  const direct = () => state.routes.push({ dst, gw: peer, dev: d.externalDev, onlink: false });
-  if (d.backend.type === 'host-gw') {
-    if (l.attrs.backendType === 'host-gw') direct();
+  if (cidrEqual(l.subnet, d.self) || (l.attrs.publicIP !== 0 && l.attrs.publicIP === d.publicIP))
     return state;
+  const v4: Side = {
+    self: { ip: BigInt(d.self.ip), len: d.self.len },
+    publicIP: BigInt(d.publicIP),
+    overlayDev: d.overlayDev,
+    externalNets: d.externalNets.map((n) => ({ ip: BigInt(n.ip), len: n.len })),
+  };
+  const sides: [Family, Side][] = [[IPv4, v4]];
+  if (d.ipv6) sides.push([IPv6, d.ipv6]);
+  for (const [f, side] of sides) {
+    const peer = peerSide(f, l);
+    if (!peer || peer.publicIP === side.publicIP) continue;
+    const dst = formatPrefix(f, peer.subnet);
+    const gw = f.format(peer.publicIP);
+    const direct = () => state.routes.push({ dst, gw, dev: d.externalDev, onlink: false });
+    if (d.backend.type === 'host-gw') {
+      if (l.attrs.backendType === 'host-gw') direct();
+      continue;
+    }
+    if (l.attrs.backendType !== 'vxlan' || peer.mac === undefined) continue;
+    if (d.backend.directRouting && side.externalNets.some((n) => prefixHas(f, n, peer.publicIP))) {
+      direct();
+      continue;
+    }
+    const vtep = f.format(peer.subnet.ip);
+    state.neighs.push({ ip: vtep, mac: peer.mac, dev: side.overlayDev });
+    state.fdb.push({ mac: peer.mac, dst: gw, dev: side.overlayDev });
+    state.routes.push({ dst, gw: vtep, dev: side.overlayDev, onlink: true });
   }
-  if (l.attrs.backendType !== 'vxlan' || l.attrs.vtepMAC === undefined) return state;
-  if (d.backend.directRouting && d.externalNets.some((n) => ipInCidr(n, l.attrs.publicIP))) {
-    direct();
-    return state;
-  }
-  const vtep = formatIPv4(l.subnet.ip);
-  state.neighs.push({ ip: vtep, mac: l.attrs.vtepMAC, dev: d.overlayDev });
-  state.fdb.push({ mac: l.attrs.vtepMAC, dst: peer, dev: d.overlayDev });
-  state.routes.push({ dst, gw: vtep, dev: d.overlayDev, onlink: true });
   return state;
 }
 

@@ -20,7 +20,6 @@ import {
   bytesToIp,
   bytesToMac,
   familyOf,
-  ipToBytes,
   macToBytes,
   parsePrefix,
   prefixHas,

@@ -100,5 +100,18 @@ test(
       checked++;
     }
     assert.ok(checked >= 4, `units with /opt/flotilla ExecStart checked: ${checked}`);
+
+    // --fleet (the Vagrant cluster): fleet schedules the units from /opt/flotilla/units, so only the
+    // Docker drop-in goes into systemd's directory.
+    const fleetRoot = join(work, 'fleet-root');
+    const f = sh([join(rel, 'install.sh'), '--fleet'], {
+      env: { ...env, FLOTILLA_ROOT: fleetRoot },
+      cwd: work,
+    });
+    assert.equal(f.status, 0, f.stderr);
+    assert.deepEqual(readdirSync(join(fleetRoot, 'etc', 'systemd', 'system')), [
+      'docker.service.d',
+    ]);
+    assert.ok(existsSync(join(fleetRoot, 'opt', 'flotilla', 'units', 'overlayd.service')));
   },
 );

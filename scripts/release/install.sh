@@ -1,17 +1,25 @@
 #!/bin/sh
 # Installs (or upgrades) this Flotilla release on a host: run it as root from the unpacked tarball.
 #
-#   tar -xzf flotilla-<version>-linux-x64.tar.gz && ./flotilla-<version>-linux-x64/install.sh
+#   tar -xzf flotilla-<version>-linux-x64.tar.gz && ./flotilla-<version>-linux-x64/install.sh [--fleet]
 #
 # - the release goes to /opt/flotilla/releases/<version>; /opt/flotilla/{bin,node,app,units} point
 #   at it through /opt/flotilla/current, switched in one rename (the units run /opt/flotilla/bin/*);
-# - the units go to /etc/systemd/system, the Docker drop-in to docker.service.d (for fleet, submit
-#   /opt/flotilla/units/*.service instead);
+# - the units go to /etc/systemd/system, the Docker drop-in to docker.service.d; with --fleet only
+#   the drop-in is installed, and fleet schedules the units (fleetctl start /opt/flotilla/units/…);
 # - /etc/flotilla (site settings, secrets) is created once, mode 0700, and never overwritten;
 # - systemd is reloaded when it runs; nothing is started (systemctl enable --now …, or fleetctl).
 # Safe to run again, and to run a newer release over an older one. FLOTILLA_ROOT=/some/dir installs
 # under that directory instead of / (for tests and image builds); it skips the systemd reload.
 set -eu
+fleet=0
+for arg in "$@"; do
+  case $arg in
+    --fleet) fleet=1 ;;
+    -h | --help) sed -n '2,/^set -eu/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    *) echo "install.sh: unknown argument \"$arg\" (--fleet, --help)" >&2; exit 2 ;;
+  esac
+done
 here=$(cd "$(dirname "$0")" && pwd)
 root=${FLOTILLA_ROOT:-}
 version=$(cat "$here/VERSION")
@@ -48,7 +56,9 @@ ls -1t "$prefix/releases" | grep -vx "$version" | tail -n +3 | while read -r old
 done
 
 mkdir -p "$units/docker.service.d"
-for u in "$here"/units/*.service; do cp "$u" "$units/"; done
+if [ "$fleet" = 0 ]; then
+  for u in "$here"/units/*.service; do cp "$u" "$units/"; done
+fi
 cp "$here/units/docker.service.d/"*.conf "$units/docker.service.d/"
 
 if [ ! -d "$root/etc/flotilla" ]; then

@@ -3,7 +3,8 @@
 // hosts; teardown leaves nothing behind.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, readlinkSync } from 'node:fs';
 import { alive, listNamespaces } from '../harness/index.js';
 import { demonstrate, upLocalCluster, OVERLAY_NETWORK } from '../../scripts/local-cluster.js';
 
@@ -28,6 +29,16 @@ test(
       // Start-up time is a figure, not an assertion (the test's timeout bounds a hang).
       t.diagnostic(`local cluster up in ${upSeconds.toFixed(1)} s`);
       const demo = await demonstrate(lc);
+
+      // Every agent runs on the project's Node.js 24 (the runtime setup.sh installs), whatever
+      // Node.js the machine has.
+      const agents = cluster.state.pids.filter((p) => /dist\/agents\//.test(p.what));
+      assert.ok(agents.length >= 9, agents.map((p) => p.what).join(', '));
+      for (const p of agents) {
+        const exe = readlinkSync(`/proc/${p.pid}/exe`);
+        const v = execFileSync(exe, ['--version'], { encoding: 'utf8' }).trim();
+        assert.match(v, /^v24\./, `${p.what} (pid ${p.pid}) runs ${exe} ${v}`);
+      }
 
       // One lease per host, inside the overlay network, each naming its host's underlay address.
       assert.equal(demo.leases.length, 3);

@@ -1,4 +1,7 @@
-import { test } from 'node:test';
+import { after, test } from 'node:test';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 
@@ -22,7 +25,17 @@ type Method = {
   requestType: { format: string; type: unknown };
 };
 
-test("the fast loader gives etcd3 the same services, methods and wire format as proto-loader's", () => {
+const cacheDir = mkdtempSync(join(tmpdir(), 'flt-proto-'));
+process.env['NODE_COMPILE_CACHE'] = cacheDir;
+after(() => rmSync(cacheDir, { recursive: true, force: true }));
+
+for (const run of ['parsed from rpc.proto (cache written)', 'read from the JSON cache'])
+  test(`the fast loader gives etcd3 proto-loader's services, methods and wire format: ${run}`, () => {
+    check();
+    assert.equal(readdirSync(cacheDir).filter((f) => f.endsWith('.json')).length, 1);
+  });
+
+function check() {
   const want = real.loadSync(proto, options);
   const got = loadSync(proto, options) as typeof want;
   assert.deepEqual(Object.keys(got).sort(), Object.keys(want).sort());
@@ -46,4 +59,4 @@ test("the fast loader gives etcd3 the same services, methods and wire format as 
   // Descriptors are still there for whoever asks, built on first use.
   assert.equal(g.requestType.format, w.requestType.format);
   assert.deepEqual(g.requestType.type, w.requestType.type);
-});
+}

@@ -7,7 +7,11 @@
  * protobufjs alone: each service method with its path and (de)serializers exactly as
  * proto-loader makes them, and message/enum descriptors computed only if something reads them.
  */
+import { createHash } from 'node:crypto';
+import { readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
 import Module, { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import type * as Protobuf from 'protobufjs';
 
 type Options = Protobuf.IConversionOptions & { keepCase?: boolean };
@@ -93,11 +97,42 @@ function methodDefinition(
   };
 }
 
+/**
+ * The parsed .proto files as protobufjs JSON, cached in the compile cache's directory (else the
+ * temp dir) under a hash of the files' text: parsing rpc.proto is the next-largest start-up
+ * cost after the descriptors. Any problem with the cache falls back to parsing.
+ */
+function loadRoot(pb: typeof Protobuf, filename: string, keepCase: boolean): Protobuf.Root {
+  const dir = dirname(filename);
+  let file: string | undefined;
+  try {
+    const hash = createHash('sha256').update(String(keepCase));
+    for (const f of readdirSync(dir)
+      .filter((n) => n.endsWith('.proto'))
+      .sort())
+      hash.update(f).update(readFileSync(join(dir, f)));
+    const cacheDir = process.env['NODE_COMPILE_CACHE'] || tmpdir();
+    file = join(cacheDir, `flotilla-proto-${hash.digest('hex').slice(0, 16)}.json`);
+    return pb.Root.fromJSON(JSON.parse(readFileSync(file, 'utf8')) as Protobuf.INamespace);
+  } catch {
+    const root = new pb.Root();
+    root.loadSync(filename, { keepCase });
+    if (file)
+      try {
+        const tmp = `${file}.${process.pid}.tmp`;
+        writeFileSync(tmp, JSON.stringify(root.toJSON()));
+        renameSync(tmp, file);
+      } catch {
+        // No cache this time; the next start parses again.
+      }
+    return root;
+  }
+}
+
 /** proto-loader's loadSync, without eagerly built descriptors. */
 export function loadSync(filename: string, options: Options = {}): Record<string, unknown> {
   const pb = loaderRequire('protobufjs') as typeof Protobuf;
-  const root = new pb.Root();
-  root.loadSync(filename, { keepCase: options.keepCase ?? false });
+  const root = loadRoot(pb, filename, options.keepCase ?? false);
   root.resolveAll();
   const def: Record<string, unknown> = {};
   const walk = (ns: Protobuf.NamespaceBase, prefix: string) => {

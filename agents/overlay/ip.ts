@@ -218,7 +218,12 @@ export function bytesToAddr(b: Buffer): string {
 
 /** Kernel bytes of an address in text form, either family. */
 export function addrToBytes(text: string): Buffer {
-  const f = familyOf(text);
+  if (!text.includes(':')) {
+    const n = parseIPv4(text);
+    if (n === undefined) throw new Error(`not an IP address: ${text}`);
+    return ipToBytes(n);
+  }
+  const f = IPv6;
   const ip = f.parse(text);
   if (ip === undefined) throw new Error(`not an IP address: ${text}`);
   return Buffer.from(ip.toString(16).padStart(f.bits / 4, '0'), 'hex');

@@ -241,8 +241,7 @@ export class OverlayNetwork {
     }
     await this.retry('list leases', () => this.store.sync());
     await this.acquire();
-    this.m.startSeconds.set((Date.now() - t0) / 1000);
-    this.schedule();
+    this.m.startSeconds.set((Date.now() - t0) / 1000); // acquire() scheduled the first full pass
     this.every(this.o.resyncMs, () => this.resync());
     const ttlMs = this.o.leaseTtlSeconds * 1000;
     this.every(Math.max(1000, Math.min(ttlMs / 3, ttlMs - this.o.renewMarginMs)), () =>

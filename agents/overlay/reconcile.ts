@@ -160,7 +160,8 @@ export class AppliedLeases {
 
   reset(entries: Iterable<readonly [string, KernelState]>): void {
     this.byKey.clear();
-    for (const [k, e] of entries) this.update(k, e);
+    for (const [k, e] of entries)
+      if (e.routes.length + e.neighs.length + e.fdb.length > 0) this.byKey.set(k, e);
   }
 }
 
@@ -189,8 +190,15 @@ function diffKind<T extends object, K extends Op['kind']>(
 }
 
 function sameEntry(a: object, b: object): boolean {
-  const ka = Object.keys(a) as (keyof typeof a)[];
-  return ka.length === Object.keys(b).length && ka.every((k) => a[k] === b[k]);
+  const x = a as Record<string, unknown>;
+  const y = b as Record<string, unknown>;
+  let n = 0;
+  for (const k in x) {
+    if (x[k] !== y[k]) return false;
+    n++;
+  }
+  for (const _ in y) n--;
+  return n === 0;
 }
 
 /**

@@ -32,6 +32,11 @@ const fake = (i: number) => ({
 });
 const rssMiB = (pid: number) =>
   Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
+/** CPU time (user + system) a process has used so far, in ms: robust to the machine's load. */
+const cpuMs = (pid: number) => {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return ((Number(f[11]) + Number(f[12])) * 1000) / 100; // utime, stime in clock ticks (100 Hz)
+};
 
 /** One agent under test: how to start it on its host, and where its subnet file goes. */
 interface Agent {
@@ -118,6 +123,7 @@ try {
 
   // exec → subnet file, alternating the agents, one at a time.
   const starts = new Map<Agent, number[]>(agents.map((a) => [a, []]));
+  const startCpu = new Map<Agent, number[]>(agents.map((a) => [a, []]));
   for (let round = 0; round < 6; round++) {
     for (const a of agents) {
       await stopAgent(a);
@@ -125,12 +131,18 @@ try {
       const t0 = performance.now();
       a.proc = a.start();
       await waitFor(`${a.name}: subnet file`, () => existsSync(subnetFile(a)), 20_000, 2);
-      if (round > 0) starts.get(a)!.push(performance.now() - t0); // round 0 warms the page cache
+      if (round > 0) {
+        // Round 0 warms the page cache (and Node's compile cache).
+        starts.get(a)!.push(performance.now() - t0);
+        startCpu.get(a)!.push(cpuMs(a.proc.pid));
+      }
       await sleep(300);
     }
   }
-  for (const a of agents)
+  for (const a of agents) {
     record(a, 'exec → subnet file (ms, median of 5)', quantile(starts.get(a)!, 0.5));
+    record(a, 'CPU used until the subnet file (ms, median)', quantile(startCpu.get(a)!, 0.5));
+  }
 
   // Lease put → route in each agent's kernel, timed from our own watcher seeing the put.
   const monitors = new Map(agents.map((a) => [a, new RouteMonitor(a.host)]));
@@ -187,7 +199,9 @@ try {
       5,
     );
     const last = Math.max(...routes.map((r) => mon.added.get(r)!));
+    const cpu = cpuMs(a.proc.pid);
     record(a, `cold start, ${PEERS} peers → all routes (ms)`, last - t0);
+    record(a, `CPU used for that cold start (ms)`, cpu);
     await sleep(1000);
     record(a, `RSS after, ${PEERS} peers (MiB)`, rssMiB(a.proc.pid));
   }

@@ -13,6 +13,7 @@ import type { MetricSet } from '../common/metrics.js';
 import { chooseSubnet } from './allocator.js';
 import { parseNetworkConfig, type NetworkConfig } from './config.js';
 import {
+  IPv4,
   IPv6,
   formatCidr,
   formatIPv4,
@@ -21,6 +22,7 @@ import {
   parseIPv4,
   prefixMask,
   type Cidr,
+  type Family,
 } from './ip.js';
 import { Kernel } from './kernel.js';
 import { LeaseStore, type Held } from './lease-store.js';
@@ -439,15 +441,27 @@ export class OverlayNetwork {
   private async doApplyIptables(): Promise<void> {
     const cfg = this.cfg;
     if (!cfg || !this.held) return;
-    const masq = masqChain(cfg.network, this.held.subnet);
-    try {
-      if (this.o.ipMasq) {
-        if (await ensureChain(masq)) this.o.log.info('installed ip-masq rules (FLANNEL-POSTRTG)');
-      } else await removeChain(masq);
-      if (this.o.forwardRules && (await ensureChain(forwardChain(cfg.network))))
-        this.o.log.info('installed forward rules (FLANNEL-FWD)');
-    } catch (err) {
-      this.o.log.error(errorMessage(err));
+    const families: [Family, string, string][] = [
+      [IPv4, formatCidr(cfg.network), formatCidr(this.held.subnet)],
+    ];
+    if (cfg.ipv6 && this.held.subnet6)
+      families.push([
+        IPv6,
+        formatPrefix(IPv6, cfg.ipv6.network),
+        formatPrefix(IPv6, this.held.subnet6),
+      ]);
+    for (const [f, network, subnet] of families) {
+      const masq = masqChain(f, network, subnet);
+      try {
+        if (this.o.ipMasq) {
+          if (await ensureChain(masq))
+            this.o.log.info(`installed ip-masq rules (${masq.cmd} FLANNEL-POSTRTG)`);
+        } else await removeChain(masq);
+        if (this.o.forwardRules && (await ensureChain(forwardChain(f, network))))
+          this.o.log.info(`installed forward rules (${masq.cmd} FLANNEL-FWD)`);
+      } catch (err) {
+        this.o.log.error(errorMessage(err));
+      }
     }
   }
 

@@ -32,8 +32,9 @@ export function pickSubnet(taken: Set<string>): string {
 
 /** A random ULA /64 prefix (RFC 4193), new for every run, so no address is ever reused. */
 export function pickSubnet6(): string {
-  const b = randomBytes(5).toString('hex');
-  return `fd${b.slice(0, 2)}:${b.slice(2, 6)}:${b.slice(6, 10)}:1`;
+  const b = randomBytes(5);
+  // Canonical text (no leading zeros), as `ip` and the agents print it.
+  return `fd${b.toString('hex', 0, 1)}:${b.readUInt16BE(1).toString(16)}:${b.readUInt16BE(3).toString(16)}:1`;
 }
 
 export async function createUnderlay(id: string, subnet: string): Promise<Underlay> {

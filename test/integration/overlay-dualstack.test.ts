@@ -22,8 +22,8 @@ let etcd: Etcd3;
 const agents = new Map<Host, StartedProcess>();
 const PREFIX = '/coreos.com/network';
 // A fresh ULA /48 for the overlay of this run (addresses are never reused across runs).
-const r = randomBytes(5).toString('hex');
-const NET6 = `fd${r.slice(0, 2)}:${r.slice(2, 6)}:${r.slice(6, 10)}::/48`;
+const r = randomBytes(5);
+const NET6 = `fd${r.toString('hex', 0, 1)}:${r.readUInt16BE(1).toString(16)}:${r.readUInt16BE(3).toString(16)}::/48`;
 const config = (extra: object) =>
   JSON.stringify({
     Network: '10.7.0.0/16',
@@ -85,6 +85,11 @@ test(
         await x.exec(['ip', '-6', 'addr', 'show', 'dev', 'flannel-v6.1', 'scope', 'global'])
       ).stdout;
       assert.match(addr, new RegExp(`inet6 ${v6.replace('-64', '')}/128`));
+      // flannel's IPv6 forward rules, in ip6tables (the resync re-checks them).
+      await waitFor(`${x.name}: ip6tables FLANNEL-FWD`, async () => {
+        const rules = (await x.exec(['ip6tables', '-S', 'FLANNEL-FWD'])).stdout;
+        return rules.includes(`-s ${NET6}`) && rules.includes(`-d ${NET6}`);
+      });
     }
   },
 );

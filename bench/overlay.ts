@@ -90,7 +90,8 @@ try {
     host: cluster.hosts[0]!,
     proc: undefined,
     start() {
-      return startOverlayd(this.host, cluster.etcdEndpoints);
+      // Its default resync (the tests' helper sets 2 s), as flanneld runs with its defaults.
+      return startOverlayd(this.host, cluster.etcdEndpoints, ['--resync-interval', '10s']);
     },
   };
   const agents: Agent[] = [ours];

@@ -83,6 +83,24 @@ function peerSide(
     : undefined;
 }
 
+const sidesCache = new WeakMap<object, [Family, Side][]>();
+
+/** Our sides per family, computed once per input object (a full pass calls leaseEntries per lease). */
+function sidesOf(d: Omit<DesiredInput, 'leases'>): [Family, Side][] {
+  let sides = sidesCache.get(d);
+  if (sides) return sides;
+  const v4: Side = {
+    self: { ip: BigInt(d.self.ip), len: d.self.len },
+    publicIP: BigInt(d.publicIP),
+    overlayDev: d.overlayDev,
+    externalNets: d.externalNets.map((n) => ({ ip: BigInt(n.ip), len: n.len })),
+  };
+  sides = [[IPv4, v4]];
+  if (d.ipv6) sides.push([IPv6, d.ipv6]);
+  sidesCache.set(d, sides);
+  return sides;
+}
+
 /**
  * The kernel entries one lease asks for, per family we run and the lease has: none for our own
  * lease or a lease we cannot use. A dual-stack peer gets both families, an IPv6-only or
@@ -92,15 +110,7 @@ export function leaseEntries(d: Omit<DesiredInput, 'leases'>, l: Lease): KernelS
   const state: KernelState = { routes: [], neighs: [], fdb: [] };
   if (cidrEqual(l.subnet, d.self) || (l.attrs.publicIP !== 0 && l.attrs.publicIP === d.publicIP))
     return state;
-  const v4: Side = {
-    self: { ip: BigInt(d.self.ip), len: d.self.len },
-    publicIP: BigInt(d.publicIP),
-    overlayDev: d.overlayDev,
-    externalNets: d.externalNets.map((n) => ({ ip: BigInt(n.ip), len: n.len })),
-  };
-  const sides: [Family, Side][] = [[IPv4, v4]];
-  if (d.ipv6) sides.push([IPv6, d.ipv6]);
-  for (const [f, side] of sides) {
+  for (const [f, side] of sidesOf(d)) {
     const peer = peerSide(f, l);
     if (!peer || peer.publicIP === side.publicIP) continue;
     const dst = formatPrefix(f, peer.subnet);

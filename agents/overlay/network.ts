@@ -164,6 +164,14 @@ export class OverlayNetwork {
         'how',
       ]),
       renewals: m.counter('lease_renewals_total', 'Lease keep-alives by result', ['result']),
+      expiry: m.gauge(
+        'lease_expiry_timestamp_seconds',
+        'When our etcd lease expires unless renewed (Unix time; 0 = reservation or none yet)',
+      ),
+      unprogrammed: m.gauge(
+        'peers_unprogrammed',
+        'Other hosts with a lease but no route programmed (bad lease data or a failed route op)',
+      ),
       peers: m.gauge('peers', 'Other hosts in the desired kernel state'),
       leases: m.gauge('leases', 'Leases currently in etcd'),
       reconciles: m.counter('reconciles_total', 'Reconcile passes'),
@@ -361,6 +369,8 @@ export class OverlayNetwork {
         `holding subnet ${formatCidr(held.subnet)}${v6} (${how}, etcd lease ${held.etcdLease})`,
       );
       this.held = held;
+      // Approximate for an adopted lease until the first renewal reports its real TTL.
+      this.m.expiry.set(held.etcdLease === '0' ? 0 : Date.now() / 1000 + this.o.leaseTtlSeconds);
       break;
     }
     await backend.configure(this.held.subnet);
@@ -403,6 +413,7 @@ export class OverlayNetwork {
       const ttl = await this.store.keepAlive(held.etcdLease);
       if (ttl > 0) {
         this.m.renewals.inc({ result: 'ok' });
+        this.m.expiry.set(Date.now() / 1000 + ttl);
         return;
       }
       this.m.renewals.inc({ result: 'lost' });
@@ -410,7 +421,11 @@ export class OverlayNetwork {
       await this.acquire();
     } catch (err) {
       this.m.renewals.inc({ result: 'error' });
-      this.o.log.warn(`lease keep-alive failed: ${errorMessage(err)}`);
+      this.o.log.warn(`lease keep-alive failed: ${errorMessage(err)}; retrying in 5 s`);
+      // Do not wait a whole renewal period (up to TTL/3) after a failure.
+      const t = setTimeout(() => void this.renew(), 5000);
+      t.unref();
+      this.timers.push(t);
     }
   }
 
@@ -570,13 +585,19 @@ export class OverlayNetwork {
     };
     const ops = diffState(desired, await this.kernel.readState(scope));
     this.applied.reset(perLease);
-    await this.applyOps(ops);
+    const failures = await this.applyOps(ops);
     this.m.reconciles.inc();
-    this.m.peers.set(desired.routes.length);
+    // Peers: other leases with at least one route (either family) in the desired state.
+    const own = this.held.key;
+    const others = perLease.filter(([k]) => k !== own);
+    const programmed = others.filter(([, e]) => e.routes.length > 0).length;
+    this.m.peers.set(programmed);
+    const failedRoutes = failures.filter((f) => f.op.kind === 'route' && f.op.action !== 'del');
+    this.m.unprogrammed.set(others.length - programmed + failedRoutes.length);
     end();
   }
 
-  private async applyOps(ops: Op[]): Promise<void> {
+  private async applyOps(ops: Op[]): Promise<{ op: Op; err: Error }[]> {
     const failures = await this.kernel.apply(ops, this.devices());
     for (const op of ops) this.m.ops.inc({ kind: op.kind, action: op.action });
     if (ops.length > 0)
@@ -589,6 +610,7 @@ export class OverlayNetwork {
         );
       setTimeout(() => this.schedule(), 1000).unref();
     }
+    return failures;
   }
 
   /** Stops watching and timers; leaves the lease (it expires by TTL if we never return) and kernel state. */

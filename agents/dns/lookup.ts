@@ -195,7 +195,9 @@ function addresses(
   const alias = entries.find((e) => hostKind(e.record.host) === 'name' && e.record.host !== lname);
   if (!alias) return { rrs: [], ok: true };
   const target = alias.record.host;
-  if (seen.has(target) || seen.size >= MAX_CNAME_CHAIN) return { rrs: [], ok: false };
+  // `seen` holds the name we started from plus every target so far: this would be CNAME number
+  // seen.size, and a chain of up to MAX_CNAME_CHAIN is followed (dns.md: "longer than 8" drops).
+  if (seen.has(target) || seen.size > MAX_CNAME_CHAIN) return { rrs: [], ok: false };
   seen.add(target);
   const cname: RR = {
     name: owner,

@@ -5,6 +5,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { loadState, teardown, alive, type Cluster } from '../test/harness/index.js';
+import { requireSupportedNode } from '../agents/common/agent.js';
 import { demonstrate, upLocalCluster, type LocalCluster } from './local-cluster.js';
 
 const ID = 'demo';
@@ -71,6 +72,9 @@ async function up(): Promise<void> {
   process.removeListener('SIGINT', abort);
   process.stdout.write(`\nlocal cluster up in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
   await demonstrate(lc, (l) => process.stdout.write(`${l}\n`));
+  process.stdout.write(
+    `\nPrometheus: ${lc.prometheusUrl}   (alerts: ${lc.prometheusUrl}/alerts, rules: units/monitoring/flotilla-alerts.yml)\n`,
+  );
   printAccess({ hosts: cluster.state.hosts, etcdEndpoints: cluster.etcdEndpoints });
   // Open dockerode sockets would keep this process alive; the daemons run on without it.
   process.exit(0);
@@ -132,6 +136,7 @@ function exec(args: string[]): void {
   process.exit(r.status ?? 1);
 }
 
+requireSupportedNode('cluster');
 const [cmd, ...rest] = process.argv.slice(2);
 switch (cmd) {
   case 'up':

@@ -12,6 +12,9 @@
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
+import { requireRuntime } from './runtime.mjs';
+
+requireRuntime();
 
 /** Per-test and per-file bounds; integration files start clusters and dockerds. */
 const LIMITS = {

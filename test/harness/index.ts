@@ -22,3 +22,4 @@ export {
 export { teardown, sweepLeftovers, loadState, listNamespaces, type RunState } from './state.js';
 export { freePort, startLocalEtcd, type LocalEtcd } from './local-etcd.js';
 export { startTrackedRun, type TrackedRun } from './tracked.js';
+export type { EtcdMember, MemberStatus } from './etcd.js';

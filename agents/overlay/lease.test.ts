@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
+import '../../test/fc-seed.js';
 import { decodeLease, encodeLease, keyToSubnet, subnetKey, type LeaseAttrs } from './lease.js';
 import { formatCidr, parseCidr, parseIPv4 } from './ip.js';
 

@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 need=()
 for pair in etcd:etcd-server etcdctl:etcd-client dockerd:docker.io busybox:busybox-static ip:iproute2 \
-  dig:dnsutils iptables:iptables dnsperf:dnsperf dnsmasq:dnsmasq-base systemd-analyze:systemd ruby:ruby; do
+  dig:dnsutils iptables:iptables dnsperf:dnsperf dnsmasq:dnsmasq-base systemd-analyze:systemd ruby:ruby \
+  chromium:chromium; do
   cmd=${pair%%:*} pkg=${pair#*:}
   command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || need+=("$pkg")
 done

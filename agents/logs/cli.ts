@@ -22,6 +22,12 @@ const serverFlag = {
     default: 'http://127.0.0.1:24241',
     env: ['LOGS_SERVER'],
   },
+  token: {
+    type: 'string',
+    value: 'TOKEN',
+    help: 'bearer token, when the aggregator runs with --http-token',
+    env: ['FLOTILLA_LOGS_TOKEN'],
+  },
 } satisfies FlagTable;
 
 const filterFlags = {
@@ -98,7 +104,12 @@ function query(f: {
   return q;
 }
 
-async function get(server: string, path: string, q?: URLSearchParams): Promise<Response> {
+async function get(
+  server: string,
+  path: string,
+  q?: URLSearchParams,
+  token?: string,
+): Promise<Response> {
   let url: URL;
   try {
     url = new URL(path + (q ? `?${q.toString()}` : ''), server);
@@ -107,7 +118,7 @@ async function get(server: string, path: string, q?: URLSearchParams): Promise<R
   }
   let res: Response;
   try {
-    res = await fetch(url);
+    res = await fetch(url, token ? { headers: { authorization: `Bearer ${token}` } } : {});
   } catch (err) {
     throw new Error(
       `cannot reach the aggregator at ${server}: ${(err as { cause?: Error }).cause?.message ?? String(err)}`,
@@ -152,7 +163,7 @@ async function tail(argv: string[]): Promise<void> {
         if (f.lines > 0) q.set('limit', String(f.lines));
         if (f.follow) q.set('follow', '1');
         const tty = Boolean(process.stdout.isTTY);
-        const res = await get(f.server, '/v1/logs', q);
+        const res = await get(f.server, '/v1/logs', q, f.token);
         let buf = '';
         await eachLine(res, (l, raw) => {
           buf += `${f.json ? raw : formatLine(l, tty)}\n`;
@@ -182,7 +193,7 @@ async function services(argv: string[]): Promise<void> {
         'Lists the services the aggregator holds logs for, with record counts and last-seen times.',
       flags: servicesFlags,
       async start(f) {
-        const res = await get(f.server, '/v1/services');
+        const res = await get(f.server, '/v1/services', undefined, f.token);
         const body = (await res.json()) as {
           services: { service: string; count: number; bytes: number; lastSeen: number }[];
         };
@@ -233,7 +244,7 @@ async function exportTar(argv: string[]): Promise<void> {
       flags: exportFlags,
       async start(f) {
         if (!f.output) throw new UsageError('-o/--output: required (the tar file to write)');
-        const res = await get(f.server, '/v1/logs', query(f));
+        const res = await get(f.server, '/v1/logs', query(f), f.token);
         const files = new Map<string, string[]>();
         await eachLine(res, (l) => {
           const name = exportName(l);

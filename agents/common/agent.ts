@@ -22,7 +22,8 @@ export interface CommandSpec<T extends FlagTable> {
   ): Promise<(() => Promise<void>) | void | number>;
 }
 
-function version(): string {
+/** This package's version (package.json beside dist/), for every command's --version. */
+export function packageVersion(): string {
   try {
     const pkg = JSON.parse(
       readFileSync(new URL('../../../package.json', import.meta.url), 'utf8'),
@@ -35,11 +36,29 @@ function version(): string {
   }
 }
 
+/** The oldest Node.js major the agents run on (package.json engines; the release bundles it). */
+export const MIN_NODE_MAJOR = 24;
+
+/**
+ * Refuses to run on an older Node.js than we ship, with a line that says which one to use
+ * (exit 1): an agent that runs as root on every host must not quietly run on an end-of-life one.
+ */
+export function requireSupportedNode(name: string): void {
+  const major = Number(process.versions.node.split('.')[0]);
+  if (major >= MIN_NODE_MAJOR) return;
+  process.stderr.write(
+    `${name}: needs Node.js ${MIN_NODE_MAJOR} or later, this is ${process.version} (${process.execPath}); ` +
+      "run the release's bin/ wrappers (bundled runtime) or, in the repository, npm scripts / node_modules/.bin/node\n",
+  );
+  process.exit(1);
+}
+
 /** Exit codes: 0 ok, 1 runtime/config failure, 2 usage error. */
 export async function runCommand<T extends FlagTable>(
   spec: CommandSpec<T>,
   argv = process.argv.slice(2),
 ): Promise<void> {
+  requireSupportedNode(spec.name);
   let parsed;
   try {
     parsed = parseFlags(spec.flags, argv);
@@ -52,7 +71,7 @@ export async function runCommand<T extends FlagTable>(
     process.exit(0);
   }
   if (parsed.version) {
-    process.stdout.write(`${spec.name} ${version()}\n`);
+    process.stdout.write(`${spec.name} ${packageVersion()}\n`);
     process.exit(0);
   }
   const level = (parsed.flags as Record<string, unknown>)['logLevel'];

@@ -3,7 +3,7 @@
 import { dockerFlags, dockerSocketPath } from '../common/docker.js';
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { runCommand } from '../common/agent.js';
+import { packageVersion, runCommand } from '../common/agent.js';
 import type { FlagTable } from '../common/cli.js';
 import { ConfigError, UsageError } from '../common/errors.js';
 import { splitHostPort } from '../common/http.js';
@@ -192,7 +192,7 @@ Flotilla's log pipeline daemons.
   agent        per host: receives Docker's fluentd log driver, buffers durably, ships
   aggregator   central: stores logs per service, serves the query API for \`logs\`
 
-Run \`logsd <command> --help\` for its flags.
+Run \`logsd <command> --help\` for its flags; \`logsd --version\` prints the version.
 `;
 
 const [sub, ...rest] = process.argv.slice(2);
@@ -280,6 +280,8 @@ if (sub === 'agent') {
     },
     rest,
   );
+} else if (sub === '--version') {
+  process.stdout.write(`logsd ${packageVersion()}\n`);
 } else if (sub === undefined || sub === '--help' || sub === '-h' || sub === 'help') {
   process.stdout.write(TOP);
   process.exit(sub === undefined ? 2 : 0);

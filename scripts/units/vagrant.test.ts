@@ -68,8 +68,12 @@ test('vagrant/user-data: the setup script installs every unit file that fleet-un
     const file = u.replace(/@[^.]+\./, '@.');
     assert.ok(names.has(file), `${u}: no units/${file}`);
   }
-  assert.match(script, /cp "\$SHARE"\/units\/\*\.service \/opt\/flotilla\/units\//);
-  assert.match(script, /units\/docker\.service\.d\/50-flotilla\.conf/);
+  // From the release tarball (its install.sh puts units/ under /opt/flotilla/units and the Docker
+  // drop-in in place; --fleet leaves scheduling to fleetctl), with no Node.js download or npm.
+  assert.match(script, /\$SHARE"\/dist\/release\/flotilla-\*-linux-x64\.tar\.gz/);
+  assert.match(script, /install\.sh --fleet/);
+  assert.match(script, /cd \/opt\/flotilla\/units/);
+  assert.doesNotMatch(script, /nodejs\.org|npm (ci|install)/);
 });
 
 test('cloud-config check rejects planted mistakes', () => {

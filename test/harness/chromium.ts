@@ -14,7 +14,13 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
-import type { Cluster } from './cluster.js';
+
+/** Where chromium's profile goes and who records its PID for teardown (a Cluster is one). */
+export interface ProcessOwner {
+  readonly dir: string;
+  track(pid: number, what: string): void;
+  untrack(pid: number): void;
+}
 import { stopPid } from './proc.js';
 
 export const CHROMIUM = process.env['FLOTILLA_CHROMIUM'] ?? '/usr/bin/chromium';
@@ -176,7 +182,7 @@ export class Browser {
   constructor(
     private readonly cdp: Cdp,
     private readonly child: ChildProcess,
-    private readonly cluster: Cluster,
+    private readonly cluster: ProcessOwner,
     private readonly profile: string,
   ) {}
 
@@ -220,8 +226,8 @@ export class Browser {
   }
 }
 
-/** Starts headless chromium with a fresh profile inside the cluster's run dir. */
-export async function startChromium(cluster: Cluster): Promise<Browser> {
+/** Starts headless chromium with a fresh profile inside the owner's (a cluster's) run dir. */
+export async function startChromium(cluster: ProcessOwner): Promise<Browser> {
   const base = join(cluster.dir, 'chromium');
   mkdirSync(base, { recursive: true });
   const profile = mkdtempSync(join(base, 'profile-'));

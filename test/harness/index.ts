@@ -20,4 +20,4 @@ export {
 } from './proc.js';
 export { teardown, sweepLeftovers, loadState, listNamespaces, type RunState } from './state.js';
 export { freePort, startLocalEtcd, type LocalEtcd } from './local-etcd.js';
-export { startChromium, Browser, Page, CHROMIUM } from './chromium.js';
+export { startChromium, Browser, Page, CHROMIUM, type ProcessOwner } from './chromium.js';

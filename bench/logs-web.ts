@@ -6,8 +6,8 @@
 //
 //   node dist/bench/logs-web.js [lines/s ...]      (default 1000 5000; 10 s each)
 import { connect } from 'node:net';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { startAggregator } from '../agents/logs/aggregator/server.js';
@@ -46,6 +46,32 @@ const browser = await startChromium({
   track: (pid) => pids.add(pid),
   untrack: (pid) => pids.delete(pid),
 });
+
+/** CPU time (ms) used so far by chromium and all its descendants, from /proc. */
+function chromiumCpuMs(): number {
+  const parent = new Map<number, number>();
+  const cpu = new Map<number, number>();
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      parent.set(Number(name), Number(f[1]));
+      cpu.set(Number(name), Number(f[11]) + Number(f[12]));
+    } catch {
+      /* gone */
+    }
+  }
+  let ticks = 0;
+  for (const [pid, t] of cpu) {
+    for (let p: number | undefined = pid; p && p > 1; p = parent.get(p))
+      if (p === browser.pid) {
+        ticks += t;
+        break;
+      }
+  }
+  return ticks * 10; // USER_HZ = 100
+}
 
 const sock = connect(agg.port, '127.0.0.1');
 await new Promise<void>((r) => sock.once('connect', () => r()));
@@ -108,21 +134,52 @@ const pct = (xs: number[], p: number) => {
 };
 
 async function run(page: Page, service: string, rate: number): Promise<string> {
-  await page.goto(`http://127.0.0.1:${agg.httpPort}/?service=${service}`);
+  await page.goto(
+    `http://127.0.0.1:${agg.httpPort}/?service=${service}${process.env['WEB_QS'] ?? ''}`,
+  );
   await page.waitFor(
     'the stream',
     `document.getElementById('status').textContent.startsWith('live')`,
   );
   await page.evaluate(PROBE);
+  const profile = process.env['WEB_PROFILE'] === '1' && rate > 0;
+  if (profile) {
+    await page.send('Profiler.enable');
+    await page.send('Profiler.start');
+  }
+  const cpu0 = chromiumCpuMs();
+  const t0 = Date.now();
   const sent = rate > 0 ? await feed(service, rate, SECONDS) : 0;
   if (rate === 0) await new Promise((r) => setTimeout(r, SECONDS * 1000));
   await new Promise((r) => setTimeout(r, 500));
+  const cpuShare = (chromiumCpuMs() - cpu0) / (Date.now() - t0);
   const p = await page.evaluate<Probe>('window.probe()');
-  const steady = p.lags.slice(10); // after the first second
+  if (profile) {
+    const { profile: prof } = await page.send<{
+      profile: {
+        nodes: {
+          id: number;
+          hitCount?: number;
+          callFrame: { functionName: string; url: string; lineNumber: number };
+        }[];
+      };
+    }>('Profiler.stop');
+    const self = new Map<string, number>();
+    for (const n of prof.nodes) {
+      const k = `${n.callFrame.functionName || '(anon)'} ${n.callFrame.url.split('/').pop()}:${n.callFrame.lineNumber}`;
+      self.set(k, (self.get(k) ?? 0) + (n.hitCount ?? 0));
+    }
+    const total = [...self.values()].reduce((a, b) => a + b, 0);
+    for (const [k, v] of [...self].sort((a, b) => b[1] - a[1]).slice(0, 12))
+      process.stdout.write(`  ${((100 * v) / total).toFixed(1)}%  ${k}\n`);
+  }
+  const steady = p.lags.length > 10 ? p.lags.slice(10) : p.lags; // after the first second
   const lag =
-    rate > 0 ? `lag p50 ${pct(steady, 50)} ms, p99 ${pct(steady, 99)} ms` : 'lag n/a (no lines)';
+    rate > 0
+      ? `lag p50 ${pct(steady, 50)} ms, p99 ${pct(steady, 99)} ms (${p.lags.length} samples)`
+      : 'lag n/a (no lines)';
   return (
-    `${String(rate).padStart(5)} lines/s: ${sent} sent; ${lag}; longest frame gap ` +
+    `${String(rate).padStart(5)} lines/s: ${sent} sent; chromium CPU ${(cpuShare * 100).toFixed(0)}% of a core; ${lag}; longest frame gap ` +
     `${p.maxFrameGap.toFixed(0)} ms; long tasks ${p.longTaskMs.toFixed(0)} ms in ${SECONDS} s; ` +
     `at most ${p.maxRows} lines in the page`
   );
@@ -130,7 +187,11 @@ async function run(page: Page, service: string, rate: number): Promise<string> {
 
 try {
   const page = await browser.newPage();
-  process.stdout.write(`chromium headless, page ${SECONDS} s per rate, lines kept max 5000\n`);
+  process.stdout.write(
+    `chromium headless, ${SECONDS} s per rate, at most 5000 lines kept; load average ${loadavg()
+      .map((l) => l.toFixed(1))
+      .join(' ')} on ${availableParallelism()} cores\n`,
+  );
   process.stdout.write(`reference ${await run(page, 'idle', 0)}\n`);
   for (const rate of rates)
     process.stdout.write(`          ${await run(page, `r${rate}`, rate)}\n`);

@@ -128,7 +128,8 @@ export class Page {
     readonly sessionId: string,
   ) {}
 
-  private send<T = Json>(method: string, params: Json = {}): Promise<T> {
+  /** Any DevTools method on this tab (Profiler.start, Network.enable, …). */
+  send<T = Json>(method: string, params: Json = {}): Promise<T> {
     return this.cdp.send<T>(method, params, this.sessionId);
   }
 

@@ -64,6 +64,12 @@ test(
           `no line from ${n.container} on ${n.host.name}:\n${demo.logs.lines.join('\n')}`,
         );
       }
+
+      // The aggregator's live tail page (the URL `npm start` prints) is served from the build.
+      const page = await fetch(`${lc.aggregatorHttp}/?service=nginx`);
+      assert.equal(page.status, 200);
+      assert.match(await page.text(), /<script type="module" src="app.js">/);
+      assert.equal((await fetch(`${lc.aggregatorHttp}/app.js`)).status, 200);
     } finally {
       await cluster.stop();
     }

@@ -92,7 +92,7 @@ async function stored(service: string): Promise<number> {
 const rows = (page: Page) =>
   page.evaluate<{ who: string; log: string; cls: string; html: string; stderr: boolean }[]>(
     `[...document.querySelectorAll('#log .l')].map((r) => ({
-       who: r.querySelector('.c').textContent + r.querySelector('.h').textContent,
+       who: r.querySelector('.c').textContent + '@' + r.dataset.host,
        log: r.querySelector('.m').textContent,
        cls: r.querySelector('.c').className,
        html: r.querySelector('.m').innerHTML,

@@ -116,26 +116,22 @@ function clock(ts) {
   return `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}.${pad(d.getMilliseconds(), 3)}`;
 }
 
+/** One line: "<time> <container>@<host> <log>", three elements (cheap at 1,000 lines/s). */
 function row(l) {
   const d = document.createElement('div');
   d.className = l.stream === 'stderr' ? 'l stderr' : 'l';
   d.dataset.ts = String(l.ts);
   d.dataset.id = l.container_id;
-  const t = document.createElement('time');
-  t.dateTime = l.time;
-  t.title = l.time;
-  t.textContent = clock(l.ts);
+  d.dataset.host = l.host;
+  d.title = l.time;
   const who = l.container || l.container_id.slice(0, 12);
   const c = document.createElement('span');
   c.className = `c c${colour(`${who}@${l.host}`)}`;
   c.textContent = who;
-  const h = document.createElement('span');
-  h.className = 'h';
-  h.textContent = `@${l.host}`;
   const m = document.createElement('span');
   m.className = 'm';
   fill(m, l.log);
-  d.append(t, ' ', c, h, ' ', m);
+  d.append(`${clock(l.ts)} `, c, `@${l.host} `, m);
   return d;
 }
 

@@ -80,9 +80,8 @@ button[aria-pressed="true"] { background: #4b5263; }
 #status { margin-left: auto; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
 #status.error { color: #e06c75; }
 #log { flex: 1; overflow: auto; font: 12px/1.35 ui-monospace, monospace; padding: 0.25rem 0.5rem; }
-.l { white-space: pre-wrap; word-break: break-all; }
-.l time { color: var(--muted); }
-.l .h { color: var(--muted); }
+.l { white-space: pre-wrap; word-break: break-all; color: var(--muted); }
+.l .m { color: var(--fg); }
 .l .m mark { background: #5c4b12; color: inherit; }
 .l.stderr .m { color: #f5b7b1; }
 .gap { color: var(--muted); font-style: italic; }

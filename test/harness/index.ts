@@ -20,4 +20,5 @@ export {
 } from './proc.js';
 export { teardown, sweepLeftovers, loadState, listNamespaces, type RunState } from './state.js';
 export { freePort, startLocalEtcd, type LocalEtcd } from './local-etcd.js';
+export type { EtcdMember, MemberStatus } from './etcd.js';
 export { startChromium, Browser, Page, CHROMIUM, type ProcessOwner } from './chromium.js';

@@ -101,7 +101,7 @@ const rows = (page: Page) =>
   );
 
 test(
-  'the live tail page shows a container’s lines, a new line within 2 s without reload, and <script> as text',
+  'the live tail page shows a container’s lines, a new line within 2 s without reload, <script> as text; pause, filter and older work',
   { timeout: 90_000 },
   async () => {
     const access = Array.from(
@@ -188,6 +188,30 @@ test(
     assert.ok(seen, 'the fresh line never appeared on the page');
     assert.ok(seen.at - seen.ts < 2000, `shown ${seen.at - seen.ts} ms after it was logged`);
     await page.screenshot(join(ARTIFACTS, 'logs-web.png'));
+
+    // Pause holds new lines back (counted in the status) until resume.
+    const count = `document.querySelectorAll('#log .l').length`;
+    const before = await page.evaluate<number>(count);
+    await page.evaluate(`document.getElementById('pause').click(); 1`);
+    await h1.run(['sh', '-c', 'echo while paused'], {
+      name: 'web-4',
+      labels: { service: 'webapp' },
+    });
+    await waitFor('the paused line stored', async () => (await stored('webapp')) >= total + 2);
+    await page.waitFor(
+      'the status to count the held line',
+      `document.getElementById('status').textContent.startsWith('paused · 1 new')`,
+    );
+    assert.equal(await page.evaluate<number>(count), before);
+    assert.equal(await page.evaluate(`document.getElementById('pause').textContent`), 'resume');
+    await page.evaluate(`document.getElementById('pause').click(); 1`);
+    await page.waitFor('the held line after resume', `${count} === ${before + 1}`);
+    assert.equal((await rows(page)).at(-1)!.log, 'while paused');
+    // The host filter offers the hosts seen.
+    assert.deepEqual(
+      await page.evaluate(`[...document.getElementById('host').options].map((o) => o.value)`),
+      ['', h1.name],
+    );
 
     // The address holds the filter; matches are marked; "older" pages back through the API.
     await page.goto(`${base}/?service=webapp&grep=items%2F2%5B0-9%5D&n=5`);

@@ -3,6 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
+import '../../test/fc-seed.js';
 import { createLogger } from '../common/logger.js';
 import { T } from './lookup.js';
 import { Resolver } from './server.js';

@@ -23,3 +23,4 @@ export { teardown, sweepLeftovers, loadState, listNamespaces, type RunState } fr
 export { freePort, startLocalEtcd, type LocalEtcd } from './local-etcd.js';
 export { startTrackedRun, type TrackedRun } from './tracked.js';
 export type { EtcdMember, MemberStatus } from './etcd.js';
+export { startChromium, Browser, Page, CHROMIUM, type ProcessOwner } from './chromium.js';

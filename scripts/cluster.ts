@@ -4,6 +4,8 @@
  * `npm run cluster -- status | down | exec HOST -- CMD` manage it.
  */
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { loadState, teardown, alive, type Cluster } from '../test/harness/index.js';
 import { requireSupportedNode } from '../agents/common/agent.js';
 import { demonstrate, upLocalCluster, type LocalCluster } from './local-cluster.js';
@@ -93,6 +95,13 @@ function status(): void {
     process.exit(3);
   }
   printAccess(s);
+  try {
+    process.stdout.write(
+      `Prometheus: ${readFileSync(join(s.dir, 'prometheus', 'url'), 'utf8')}\n\n`,
+    );
+  } catch {
+    /* started before Prometheus was part of the local cluster */
+  }
   process.stdout.write('processes:\n');
   for (const p of s.pids)
     process.stdout.write(

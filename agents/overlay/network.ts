@@ -136,6 +136,7 @@ export class OverlayNetwork {
   private stopped = false;
   private fileWritten = false;
   private timers: NodeJS.Timeout[] = [];
+  private renewRetry: NodeJS.Timeout | undefined;
   private readonly applied = new AppliedLeases();
   /** Lease keys changed since their delta was last applied. */
   private readonly pendingKeys = new Set<string>();
@@ -424,9 +425,9 @@ export class OverlayNetwork {
       this.m.renewals.inc({ result: 'error' });
       this.o.log.warn(`lease keep-alive failed: ${errorMessage(err)}; retrying in 5 s`);
       // Do not wait a whole renewal period (up to TTL/3) after a failure.
-      const t = setTimeout(() => void this.renew(), 5000);
-      t.unref();
-      this.timers.push(t);
+      clearTimeout(this.renewRetry);
+      this.renewRetry = setTimeout(() => void this.renew(), 5000);
+      this.renewRetry.unref();
     }
   }
 
@@ -618,6 +619,7 @@ export class OverlayNetwork {
   async stop(): Promise<void> {
     this.stopped = true;
     for (const t of this.timers) clearInterval(t);
+    clearTimeout(this.renewRetry);
     await this.store.close();
     this.kernel.close();
   }

@@ -4,6 +4,8 @@
  * file into a one-line error, and a connected `Etcd3` client that only talks to members that
  * have a leader (see `leaderAwareOptions`).
  */
+// Before etcd3: it builds its gRPC client at import time (see etcd-proto.ts).
+import './etcd-proto.js';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type * as Grpc from '@grpc/grpc-js';

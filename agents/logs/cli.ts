@@ -24,6 +24,12 @@ const serverFlag = {
     help: `aggregator query API; default: the address the aggregator announces in etcd at ${AGGREGATOR_KEY}, else http://127.0.0.1:24241`,
     env: ['FLOTILLA_LOGS_SERVER', 'LOGS_SERVER'],
   },
+  token: {
+    type: 'string',
+    value: 'TOKEN',
+    help: 'bearer token, when the aggregator runs with --http-token',
+    env: ['FLOTILLA_LOGS_TOKEN'],
+  },
   ...etcdFlags('FLOTILLA'),
 } satisfies FlagTable;
 
@@ -117,7 +123,7 @@ async function serverOf(f: { server?: string | undefined } & EtcdSettings): Prom
 }
 
 async function get(
-  flags: { server?: string | undefined } & EtcdSettings,
+  flags: { server?: string | undefined; token?: string | undefined } & EtcdSettings,
   path: string,
   q?: URLSearchParams,
 ): Promise<Response> {
@@ -130,7 +136,10 @@ async function get(
   }
   let res: Response;
   try {
-    res = await fetch(url);
+    res = await fetch(
+      url,
+      flags.token ? { headers: { authorization: `Bearer ${flags.token}` } } : {},
+    );
   } catch (err) {
     throw new Error(
       `cannot reach the aggregator at ${server}: ${(err as { cause?: Error }).cause?.message ?? String(err)} (set --server or FLOTILLA_LOGS_SERVER)`,

@@ -3,7 +3,7 @@
  * restarted host's own kernel state is unchanged — watched from outside the agent by
  * `ip monitor` across the kill, the restart and two resyncs, and compared as a before/after dump
  * of its links, addresses, routes, overlay neighbours, FDB and iptables rules — and its etcd
- * lease is neither rewritten nor replaced.
+ * lease is neither rewritten nor replaced. A SIGTERM then stops it with exit 0.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -11,6 +11,7 @@ import { Etcd3 } from 'etcd3';
 import {
   startCluster,
   waitFor,
+  withDeadline,
   type Cluster,
   type Host,
   type StartedProcess,
@@ -116,5 +117,9 @@ test(
     const kvAfter = (await etcd.get(key).exec()).kvs[0]!;
     assert.equal(kvAfter.mod_revision, kvBefore.mod_revision, 'lease rewritten on restart');
     assert.equal(kvAfter.lease, kvBefore.lease, 'etcd lease replaced on restart');
+    // overlay.md: SIGTERM is a clean stop, exit 0.
+    const last = agents.get(x)!;
+    process.kill(last.pid, 'SIGTERM');
+    assert.equal(await withDeadline(last.exited, 15_000, 'overlayd exit after SIGTERM'), 0);
   },
 );

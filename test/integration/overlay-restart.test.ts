@@ -123,3 +123,36 @@ test(
     assert.equal(await withDeadline(last.exited, 15_000, 'overlayd exit after SIGTERM'), 0);
   },
 );
+
+test(
+  'a deleted flannel.1 is recreated on the next resync, routes return, and the lease carries the new MAC',
+  { timeout: 60_000 },
+  async () => {
+    const [x, peer] = cluster.hosts as [Host, Host];
+    const xSubnet = (await subnetEnv(x))['FLANNEL_SUBNET']!.replace(/\.1\//, '.0/');
+    const subnet = (await subnetEnv(peer))['FLANNEL_SUBNET']!.replace(/\.1\//, '.0/');
+    const key = `${PREFIX}/subnets/${subnet.replace('/', '-')}`;
+    const macOf = async () =>
+      /link\/ether (\S+)/.exec((await peer.exec(['ip', 'link', 'show', 'flannel.1'])).stdout)?.[1];
+    const oldMac = await macOf();
+    assert.ok(oldMac);
+    const del = await peer.exec(['ip', 'link', 'del', 'flannel.1']);
+    assert.equal(del.code, 0, del.stderr);
+    const newMac = await waitFor('flannel.1 recreated', macOf, 15_000, 200);
+    await waitFor(
+      'route to the other host back',
+      async () => (await dump(peer)).includes(`${xSubnet} via`),
+      15_000,
+    );
+    await waitFor(
+      'lease updated with the new MAC',
+      async () =>
+        (
+          JSON.parse((await etcd.get(key).string()) ?? '{}') as {
+            BackendData?: { VtepMAC?: string };
+          }
+        ).BackendData?.VtepMAC === newMac,
+      15_000,
+    );
+  },
+);

@@ -110,7 +110,7 @@ async function get(server: string, path: string, q?: URLSearchParams): Promise<R
     res = await fetch(url);
   } catch (err) {
     throw new Error(
-      `cannot reach the aggregator at ${server}: ${(err as { cause?: Error }).cause?.message ?? String(err)}`,
+      `cannot reach the aggregator at ${server}: ${(err as { cause?: Error }).cause?.message ?? String(err)} (give its query API with --server URL or LOGS_SERVER)`,
     );
   }
   if (res.status !== 200) throw new Error(`aggregator at ${server}: ${(await res.text()).trim()}`);

@@ -31,6 +31,12 @@ test('human lines: plain when piped, coloured per container on a terminal', () =
   assert.equal(formatLine(line, false), 'web-1@h1 | GET /');
   const c = colourFor('web-1@h1');
   assert.equal(formatLine(line, true), `\x1b[${c}mweb-1@h1\x1b[0m | GET /`);
+  // A record's own escapes cannot act on the terminal: shown escaped on a TTY, as they are with
+  // --raw and when piped; the CLI's own colour stays.
+  const evil = { ...line, log: 'x\x1b]0;pwned\x07\x1b[2J' };
+  assert.equal(formatLine(evil, true), `\x1b[${c}mweb-1@h1\x1b[0m | x\\x1b]0;pwned\\x07\\x1b[2J`);
+  assert.equal(formatLine(evil, true, true), `\x1b[${c}mweb-1@h1\x1b[0m | ${evil.log}`);
+  assert.equal(formatLine(evil, false), `web-1@h1 | ${evil.log}`);
   assert.equal(colourFor('web-1@h1'), c, 'stable');
   assert.equal(exportName(line), 'web-1-abcdef012345.log');
   assert.equal(exportName({ ...line, container: 'a/b c' }), 'a_b_c-abcdef012345.log');

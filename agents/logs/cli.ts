@@ -13,6 +13,7 @@ import { packageVersion, runCommand } from '../common/agent.js';
 import type { FlagTable } from '../common/cli.js';
 import { UsageError } from '../common/errors.js';
 import type { LogLine } from './aggregator/query.js';
+import { visible } from './terminal.js';
 
 const serverFlag = {
   server: {
@@ -44,7 +45,11 @@ const tailFlags = {
   ...filterFlags,
   follow: { type: 'bool', short: 'f', help: 'keep streaming new records' },
   lines: { type: 'int', short: 'n', value: 'N', help: 'last N records (0 = all)', default: 100 },
-  json: { type: 'bool', help: 'one JSON object per line' },
+  json: { type: 'bool', help: 'one JSON object per line (any bytes of a record stay valid JSON)' },
+  raw: {
+    type: 'bool',
+    help: 'print records as they are, control characters included (default on a terminal: shown escaped)',
+  },
   ...serverFlag,
 } satisfies FlagTable;
 
@@ -68,11 +73,16 @@ export function colourFor(key: string): number {
   return COLOURS[h % COLOURS.length]!;
 }
 
-/** The human form of a record. */
-export function formatLine(l: LogLine, tty: boolean): string {
-  const who = `${l.container || l.container_id.slice(0, 12)}@${l.host}`;
+/**
+ * The human form of a record. On a terminal the container gets its colour and every control
+ * character of the record (its text, container and host names) is shown escaped (`visible`), so a
+ * container cannot act on the operator's terminal; `raw` prints the text as it is.
+ */
+export function formatLine(l: LogLine, tty: boolean, raw = false): string {
+  const safe = tty && !raw ? visible : (s: string) => s;
+  const who = safe(`${l.container || l.container_id.slice(0, 12)}@${l.host}`);
   const prefix = tty ? `\x1b[${colourFor(who)}m${who}\x1b[0m` : who;
-  return `${prefix} | ${l.log}`;
+  return `${prefix} | ${safe(l.log)}`;
 }
 
 function query(f: {
@@ -155,7 +165,7 @@ async function tail(argv: string[]): Promise<void> {
         const res = await get(f.server, '/v1/logs', q);
         let buf = '';
         await eachLine(res, (l, raw) => {
-          buf += `${f.json ? raw : formatLine(l, tty)}\n`;
+          buf += `${f.json ? raw : formatLine(l, tty, f.raw)}\n`;
           if (buf.length > 64 * 1024) {
             void write(buf);
             buf = '';

@@ -77,6 +77,11 @@ await runCommand({
         const a = await waitForContainer(docker, f.container, f.containerTimeout, log);
         host ||= a.ip;
         port ||= a.port;
+        if (!port)
+          log.warn(
+            { container: f.container },
+            'the container exposes no port: SRV answers say port 0 (give --port)',
+          );
       } catch (err) {
         client.close();
         throw new ConfigError(`--container: ${(err as Error).message}`);

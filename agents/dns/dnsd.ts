@@ -20,6 +20,7 @@ import { UsageError } from '../common/errors.js';
 
 export async function startDnsd(flags: DnsdFlags, log: Logger): Promise<() => Promise<void>> {
   const cfg = buildConfig(flags);
+  if (cfg.notice) log.warn(cfg.notice);
   let nets;
   try {
     nets = networkList(cfg.forwardNetworks);

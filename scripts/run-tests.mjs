@@ -19,9 +19,27 @@ function find(dir, out = []) {
 const filter = process.argv.slice(2);
 let files = find('dist').sort();
 if (filter.length > 0) files = files.filter((f) => filter.some((x) => f.includes(x)));
+// No test may leave the checkout changed (a written file, a rewritten lock): on a clean
+// checkout (CI's fresh clone) any change afterwards fails the run; on a checkout you are editing,
+// new changes are only listed, since they may be your own.
+const gitStatus = () => {
+  const r = spawnSync('git', ['status', '--porcelain'], { encoding: 'utf8' });
+  return r.status === 0 ? r.stdout.split('\n').filter(Boolean) : undefined;
+};
+const before = gitStatus();
 const res = spawnSync(
   process.execPath,
   ['--enable-source-maps', '--test', '--test-concurrency=2', '--test-reporter=spec', ...files],
   { stdio: 'inherit' },
 );
+const after = gitStatus();
+const added = before && after ? after.filter((l) => !before.includes(l)) : [];
+if (added.length > 0) {
+  const clean = before.length === 0;
+  process.stderr.write(
+    `\n${clean ? 'FAIL' : 'note'}: the checkout changed during the test run (git status --porcelain):\n` +
+      added.map((l) => `  ${l}\n`).join(''),
+  );
+  if (clean) process.exit(1);
+}
 process.exit(res.status ?? 1);

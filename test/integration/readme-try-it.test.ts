@@ -95,8 +95,8 @@ test(
         });
         started = loadState('demo') !== undefined;
         assert.equal(up.status, 0, `cluster up failed:\n${up.stdout}\n${up.stderr}`);
-        // npm start ends with the line the block starts from.
-        assert.match(up.stdout, /eval "\$\(npm run -s cluster -- env 1\)"\n$/);
+        // npm start prints the line the block starts from.
+        assert.match(up.stdout, /^ {2}eval "\$\(npm run -s cluster -- env 1\)"$/m);
       } else t.diagnostic('using the local cluster that is already up');
 
       const sh = spawn('bash', [], { cwd: REPO, stdio: ['pipe', 'pipe', 'pipe'], detached: true });

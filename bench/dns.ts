@@ -1,14 +1,16 @@
 /**
  * dnsd against dnsmasq in the same run, on loopback (figures printed, not asserted):
  * dnsperf with a fixed mix — 70% A for 100 services, 20% SRV, 10% NXDOMAIN — against dnsd
- * (records in a real etcd) and dnsmasq (the same names from a hosts file + srv-host lines):
- * queries/s for both and the ratio (target ≥ 0.9× dnsmasq), latency p50/p99 at a fixed
- * 10k queries/s, and etcd-change-to-answer latency (p50/p99 over 50 changes). A bare Node
- * UDP echo server is measured too: the ceiling of Node's dgram on this machine, which bounds
- * any single-process Node DNS server whatever its hot path does.
- * Run: npx tsc -p tsconfig.json && node dist/bench/dns.js [seconds per round]
+ * (records in a real etcd) with --round-robin (the default) and with --round-robin=false, and
+ * dnsmasq (the same names from a hosts file + srv-host lines): queries/s for each and the ratio
+ * (target ≥ 0.9× dnsmasq), latency p50/p99 at a fixed 10k queries/s (target: dnsd's p99 ≤ 2×
+ * dnsmasq's), CPU time per answered query from /proc/<pid>/stat (which does not depend on the
+ * load generator sharing the cores), and etcd-change-to-answer latency (p50/p99 over 50
+ * changes). A bare Node UDP echo server is measured too: the ceiling of Node's dgram on this
+ * machine, which bounds any single-process Node DNS server whatever its hot path does.
+ * Run: npm run bench -- dns   (or: npx tsc -p tsconfig.json && node dist/bench/dns.js [seconds per round])
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Etcd3 } from 'etcd3';
@@ -56,14 +58,19 @@ async function dnsperf(port: number, file: string, args: string[]): Promise<stri
   return r.stdout;
 }
 
-async function qps(port: number, file: string, seconds: number): Promise<number> {
+interface Round {
+  qps: number;
+  completed: number;
+  lost: number;
+}
+
+async function qps(port: number, file: string, seconds: number): Promise<Round> {
   const out = await dnsperf(port, file, ['-l', String(seconds), '-c', '2', '-T', '1', '-q', '200']);
   const m = /Queries per second:\s+([\d.]+)/.exec(out);
+  const done = /Queries completed:\s+(\d+)/.exec(out);
   const lost = /Queries lost:\s+(\d+)/.exec(out);
-  if (!m) throw new Error(`no qps in dnsperf output:\n${out}`);
-  if (lost && Number(lost[1]) > 0)
-    process.stdout.write(`  (${lost[1]} queries lost on :${port})\n`);
-  return Number(m[1]);
+  if (!m || !done) throw new Error(`no qps in dnsperf output:\n${out}`);
+  return { qps: Number(m[1]), completed: Number(done[1]), lost: Number(lost?.[1] ?? 0) };
 }
 
 async function latency(port: number, file: string): Promise<{ p50: number; p99: number }> {
@@ -73,6 +80,36 @@ async function latency(port: number, file: string): Promise<{ p50: number; p99: 
     .filter((l) => l.startsWith('> '))
     .map((l) => Number(l.split(' ').pop()) * 1e6);
   return { p50: quantile(xs, 0.5), p99: quantile(xs, 0.99) };
+}
+
+const CLK_TCK = Number((await run(['getconf', 'CLK_TCK'])).stdout.trim()) || 100;
+
+/** CPU seconds (user + system) a process has used, from /proc/<pid>/stat. */
+function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) / CLK_TCK;
+}
+
+interface Server {
+  name: string;
+  port: number;
+  pid: number;
+  rounds: Round[];
+  cpu: number;
+  answered: number;
+  /** Per latency run at a fixed 10k q/s. */
+  p50s: number[];
+  p99s: number[];
+}
+
+/** One dnsperf round against `s`, adding its CPU time and answered queries to the totals. */
+async function measure(s: Server, file: string, seconds: number): Promise<void> {
+  const c0 = cpuSeconds(s.pid);
+  const r = await qps(s.port, file, seconds);
+  s.cpu += cpuSeconds(s.pid) - c0;
+  s.answered += r.completed;
+  s.rounds.push(r);
 }
 
 const dir = mkdtempSync(join(tmpdir(), 'flt-dnsbench-'));
@@ -96,25 +133,33 @@ try {
   const file = join(dir, 'queries.txt');
   writeFileSync(file, queryFile(20_000));
 
-  const dnsdPort = await freePort();
-  const metricsPort = await freePort();
-  const dnsd = startProcess(
-    [
-      process.execPath,
-      'dist/agents/dns/main.js',
-      '--addr',
-      `127.0.0.1:${dnsdPort}`,
-      '--no-rec',
-      '--metrics-addr',
-      `127.0.0.1:${metricsPort}`,
-      '--etcd-endpoints',
-      local.endpoints[0]!,
-      '--log-level',
-      'warn',
-    ],
-    { logFile: join(dir, 'dnsd.log') },
-  );
-  pids.push(dnsd.pid);
+  const startDnsd = async (name: string, extra: string[]) => {
+    const port = await freePort();
+    const metricsPort = await freePort();
+    const p = startProcess(
+      [
+        process.execPath,
+        'dist/agents/dns/main.js',
+        '--addr',
+        `127.0.0.1:${port}`,
+        '--no-rec',
+        '--metrics-addr',
+        `127.0.0.1:${metricsPort}`,
+        '--etcd-endpoints',
+        local.endpoints[0]!,
+        '--log-level',
+        'warn',
+        ...extra,
+      ],
+      { logFile: join(dir, `${name}.log`) },
+    );
+    pids.push(p.pid);
+    return { port, metricsPort, pid: p.pid };
+  };
+  const dnsd = await startDnsd('dnsd', []);
+  const dnsdOff = await startDnsd('dnsd-rr-off', ['--round-robin=false']);
+  const dnsdPort = dnsd.port;
+  const metricsPort = dnsd.metricsPort;
   const maskPort = await freePort();
   const dnsmasq = startProcess(
     [
@@ -141,7 +186,8 @@ try {
     [
       process.execPath,
       '-e',
-      `const s=require('node:dgram').createSocket('udp4');s.on('message',(m,r)=>{m[2]|=0x80;s.send(m,r.port,r.address)});s.bind(${echoPort},'127.0.0.1')`,
+      // dnsd's socket options (an IP-literal lookup that skips dns.lookup), so it is a true ceiling.
+      `const s=require('node:dgram').createSocket({type:'udp4',lookup:(a,o,cb)=>cb(null,a,4)});s.on('message',(m,r)=>{m[2]|=0x80;s.send(m,r.port,r.address)});s.bind(${echoPort},'127.0.0.1')`,
     ],
     { logFile: join(dir, 'echo.log') },
   );
@@ -149,21 +195,35 @@ try {
   const srvCount = async (port: number) =>
     parse((await udpAsk(port, buildQuery('svc7.skydns.local', T.SRV)))!).answers.length;
   await waitFor('dnsd serving the zone', async () => (await srvCount(dnsdPort)) === 2, 20_000);
+  await waitFor('dnsd (rr off) serving', async () => (await srvCount(dnsdOff.port)) === 2, 20_000);
   await waitFor('dnsmasq serving the names', async () => (await srvCount(maskPort)) === 2, 20_000);
 
+  const server = (name: string, port: number, pid: number): Server => ({
+    name,
+    port,
+    pid,
+    rounds: [],
+    cpu: 0,
+    answered: 0,
+    p50s: [],
+    p99s: [],
+  });
+  const servers = [
+    server('dnsd', dnsdPort, dnsd.pid),
+    server('dnsd rr off', dnsdOff.port, dnsdOff.pid),
+    server('dnsmasq', maskPort, dnsmasq.pid),
+    server('node echo', echoPort, echo.pid),
+  ];
+  const [sd, soff, sm, se] = servers as [Server, Server, Server, Server];
   // Warm-up (JIT, caches), then alternating rounds.
-  await qps(dnsdPort, file, 1);
-  await qps(maskPort, file, 1);
-  const a: number[] = [];
-  const b: number[] = [];
-  const e: number[] = [];
-  for (let i = 0; i < ROUNDS; i++) {
-    a.push(await qps(dnsdPort, file, ROUND_S));
-    b.push(await qps(maskPort, file, ROUND_S));
-    e.push(await qps(echoPort, file, ROUND_S));
-  }
-  const la = await latency(dnsdPort, file);
-  const lb = await latency(maskPort, file);
+  for (const s of servers) await qps(s.port, file, 1);
+  for (let i = 0; i < ROUNDS; i++) for (const s of servers) await measure(s, file, ROUND_S);
+  for (let i = 0; i < ROUNDS; i++)
+    for (const s of [sd, sm]) {
+      const l = await latency(s.port, file);
+      s.p50s.push(l.p50);
+      s.p99s.push(l.p99);
+    }
 
   // etcd change → answered by dnsd.
   const change: number[] = [];
@@ -185,18 +245,36 @@ try {
   const rss = Number(
     /VmRSS:\s+(\d+)/.exec((await run(['cat', `/proc/${dnsd.pid}/status`])).stdout)?.[1],
   );
-  const qa = median(a);
-  const qb = median(b);
-  const fmt = (n: number) => n.toFixed(0).padStart(8);
+  const med = (sv: Server) => median(sv.rounds.map((r) => r.qps));
+  const p50 = (sv: Server) => median(sv.p50s);
+  const p99 = (sv: Server) => median(sv.p99s);
+  const us = (xs: number[]) => `${xs.map((x) => x.toFixed(0)).join(', ')} µs`;
+  const fmt = (n: number, w = 8) => n.toFixed(0).padStart(w);
+  const row = (sv: Server, note = '') => {
+    const lost = sv.rounds.reduce((n, r) => n + r.lost, 0);
+    return (
+      `  ${sv.name.padEnd(12)}${fmt(med(sv))}` +
+      (sv.p99s.length ? `${fmt(p50(sv))}${fmt(p99(sv))}` : ' '.repeat(16)) +
+      `${(sv.answered ? (sv.cpu / sv.answered) * 1e6 : 0).toFixed(1).padStart(9)}` +
+      `   rounds: ${sv.rounds.map((r) => r.qps.toFixed(0)).join(', ')}` +
+      (lost ? `; ${lost} of ${sv.answered + lost} queries unanswered` : '') +
+      note
+    );
+  };
+  const ratio = (x: number, y: number, target: number, what: string) =>
+    `${(x / y).toFixed(2)}× (target ${what}: ${x / y >= target ? 'met' : 'NOT met'})`;
   process.stdout.write(
     [
-      `dnsperf mix: 70% A (100 services, 2 instances each), 20% SRV, 10% NXDOMAIN; ${ROUNDS} rounds × ${ROUND_S} s, median`,
-      `                 queries/s   p50 µs   p99 µs   (latency at a fixed 10k q/s)`,
-      `  dnsd        ${fmt(qa)} ${fmt(la.p50)} ${fmt(la.p99)}   rounds: ${a.map((x) => x.toFixed(0)).join(', ')}`,
-      `  dnsmasq     ${fmt(qb)} ${fmt(lb.p50)} ${fmt(lb.p99)}   rounds: ${b.map((x) => x.toFixed(0)).join(', ')}`,
-      `  node echo   ${fmt(median(e))}                     rounds: ${e.map((x) => x.toFixed(0)).join(', ')}  (Node dgram ceiling, no DNS work)`,
-      `  ratio dnsd/dnsmasq: ${(qa / qb).toFixed(2)}× (target ≥ 0.90×: ${qa / qb >= 0.9 ? 'met' : 'NOT met'})`,
-      `  ratio dnsd/node echo: ${(qa / median(e)).toFixed(2)}×`,
+      `dnsperf mix: 70% A (100 services, 2 instances each), 20% SRV, 10% NXDOMAIN; ${ROUNDS} rounds × ${ROUND_S} s each, median`,
+      `                 queries/s  p50 µs  p99 µs  CPU µs/query   (p50/p99 at a fixed 10k q/s, median p99 of ${ROUNDS} runs)`,
+      row(sd, '  (--round-robin, the default)'),
+      row(soff, '  (--round-robin=false)'),
+      row(sm),
+      row(se, '  (Node dgram ceiling, no DNS work)'),
+      `  throughput dnsd/dnsmasq: ${ratio(med(sd), med(sm), 0.9, '≥ 0.90×')}; with --round-robin=false ${(med(soff) / med(sm)).toFixed(2)}×`,
+      `  p99 at 10k q/s dnsd/dnsmasq: ${(p99(sd) / p99(sm)).toFixed(2)}× (target ≤ 2×: ${p99(sd) <= 2 * p99(sm) ? 'met' : 'NOT met'}); p99 runs dnsd ${us(sd.p99s)}, dnsmasq ${us(sm.p99s)}`,
+      `  CPU per answered query dnsd/dnsmasq: ${(sd.cpu / sd.answered / (sm.cpu / sm.answered)).toFixed(2)}× (throughput rounds, /proc/<pid>/stat utime+stime)`,
+      `  ratio dnsd/node echo: ${(med(sd) / med(se)).toFixed(2)}×`,
       `  etcd change → answered: p50 ${median(change).toFixed(1)} ms, p99 ${quantile(change, 0.99).toFixed(1)} ms (50 changes)`,
       `  dnsd cache: ${hits} hits, ${misses} misses; RSS ${(rss / 1024).toFixed(0)} MiB`,
       '',

@@ -89,6 +89,9 @@ async function up(): Promise<void> {
   process.removeListener('SIGINT', abort);
   process.stdout.write(`\nlocal cluster up in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
   await demonstrate(lc, (l) => process.stdout.write(`${l}\n`));
+  process.stdout.write(
+    `\nPrometheus: ${lc.prometheusUrl}   (alerts: ${lc.prometheusUrl}/alerts, rules: units/monitoring/flotilla-alerts.yml)\n`,
+  );
   printAccess({ hosts: cluster.state.hosts, etcdEndpoints: cluster.etcdEndpoints });
   ensureDevBin(REPO);
   process.stdout.write(

@@ -7,9 +7,16 @@
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startCluster, waitFor, type Cluster, type Host } from '../test/harness/index.js';
+import {
+  startCluster,
+  waitFor,
+  type Cluster,
+  type Host,
+  type StartedProcess,
+} from '../test/harness/index.js';
 import { localCommand } from './units/local-command.js';
 import { dockerOptionsFromDropIn } from './units/docker-dropin.js';
+import { startPrometheus } from './monitoring.js';
 
 export const REPO = fileURLToPath(new URL('../..', import.meta.url));
 const UNITS = join(REPO, 'units');
@@ -46,7 +53,13 @@ export interface LocalCluster {
   aggregatorHttp: string;
   /** host index (0-based) of each nginx instance. */
   nginx: { instance: number; host: Host; container: string }[];
+  /** Prometheus (units/monitoring) scraping every agent and etcd, on 127.0.0.1. */
+  prometheusUrl: string;
+  /** Every unit started, by `<host name>/<unit instance>` (e.g. `fltdemo-h2/logsd.service`). */
+  units: Map<string, StartedProcess>;
 }
+
+const started = new WeakMap<Cluster, Map<string, StartedProcess>>();
 
 function unit(name: string): string {
   return readFileSync(join(UNITS, name), 'utf8');
@@ -111,7 +124,10 @@ function startUnit(
   // The one-machine cluster has no upstream resolver it may send to (only loopback and our own
   // namespaces are fair targets), so dnsd answers its zone and refuses to forward.
   if (unitFile === 'dnsd.service') argv.push('--no-rec');
-  return host.spawn(argv, { env: procEnv, logName: instanceName.replace(/\.service$/, '') });
+  const p = host.spawn(argv, { env: procEnv, logName: instanceName.replace(/\.service$/, '') });
+  if (!started.has(c)) started.set(c, new Map());
+  started.get(c)!.set(`${host.name}/${instanceName}`, p);
+  return p;
 }
 
 export async function upLocalCluster(o: LocalClusterOptions = {}): Promise<LocalCluster> {
@@ -201,6 +217,7 @@ export async function upLocalCluster(o: LocalClusterOptions = {}): Promise<Local
             bip: d.bip,
             mtu: d.mtu,
             dns: d.dns,
+            dnsSearch: d.dnsSearch,
             logDriver: d.logDriver,
             logOpts: d.logOpts,
             extra: ['--ip-masq=false'],
@@ -259,7 +276,17 @@ export async function upLocalCluster(o: LocalClusterOptions = {}): Promise<Local
         return placed;
       },
     );
-    return { cluster, aggregatorHttp: aggregatorUrl(cluster.hosts), nginx };
+    const prometheusUrl = await step(
+      'Prometheus scraping every agent and etcd (units/monitoring)',
+      () => startPrometheus(cluster),
+    );
+    return {
+      cluster,
+      aggregatorHttp: aggregatorUrl(cluster.hosts),
+      nginx,
+      prometheusUrl,
+      units: started.get(cluster) ?? new Map(),
+    };
   } catch (err) {
     // FLOTILLA_KEEP_FAILED=1 leaves a failed cluster up for inspection (`npm run cluster -- down` removes it).
     if (process.env['FLOTILLA_KEEP_FAILED'] !== '1') await cluster.stop();
@@ -270,6 +297,8 @@ export async function upLocalCluster(o: LocalClusterOptions = {}): Promise<Local
 export interface Demo {
   leases: { subnet: string; publicIp: string }[];
   fetched: { url: string; body: string };
+  /** `wget http://web/` from a container on host 1, through the search domain. */
+  short: { body: string };
   dig: { answer: string[]; nginxIps: string[] };
   logs: { lines: string[] };
 }
@@ -277,7 +306,8 @@ export interface Demo {
 /**
  * Shows what a newcomer wants to see, and returns it for the end-to-end test to assert: the
  * leases, a container on host 1 fetching a page from nginx on host 3 over the overlay, `dig
- * web.skydns.local` from a container answering both instances, and `logs tail --service nginx`.
+ * web.skydns.local` from a container answering both instances, `wget http://web/` by the short
+ * name (the drop-in's --dns-search), and `logs tail --service nginx`.
  */
 export async function demonstrate(
   lc: LocalCluster,
@@ -307,6 +337,14 @@ export async function demonstrate(
     `\na container on host 1 fetches ${url} (${far.container} on host ${far.host.index}) over the overlay:`,
   );
   say(`  ${fetch.stdout.trim()}`);
+
+  // The drop-in's --dns-search makes the short name work: the resolver tries web.skydns.local.
+  const short = await h1.run(['timeout', '5', 'wget', '-qO-', 'http://web/']);
+  if (short.code !== 0) throw new Error(`wget http://web/ from host 1 failed: ${short.stderr}`);
+  say(
+    '\na container on host 1 fetches http://web/ (dnsd answers web.skydns.local via the search domain):',
+  );
+  say(`  ${short.stdout.trim()}`);
 
   const dig = await h1.run(['dig', '+short', 'web.skydns.local']);
   const answer = dig.stdout.trim().split('\n').filter(Boolean).sort();
@@ -342,6 +380,7 @@ export async function demonstrate(
   return {
     leases,
     fetched: { url, body: fetch.stdout },
+    short: { body: short.stdout },
     dig: { answer, nginxIps },
     logs: { lines: logs },
   };

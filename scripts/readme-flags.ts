@@ -19,6 +19,7 @@ export const COMMANDS: [string, string, string[]][] = [
   ['overlayd', 'dist/agents/overlay/main.js', []],
   ['dnsd', 'dist/agents/dns/main.js', []],
   ['announce', 'dist/agents/dns/announce-main.js', []],
+  ['dnsctl', 'dist/agents/dns/dnsctl-main.js', []],
   ['logsd agent', 'dist/agents/logs/main.js', ['agent']],
   ['logsd aggregator', 'dist/agents/logs/main.js', ['aggregator']],
   ['logs', 'dist/agents/logs/cli-main.js', []],

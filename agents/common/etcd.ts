@@ -1,9 +1,11 @@
 /**
  * etcd access shared by every agent: the flags (`--etcd-endpoints` and the TLS files, with
  * ETCDCTL_* / FLANNELD_* env equivalents), validation that turns a bad endpoint or missing TLS
- * file into a one-line error, and a connected `Etcd3` client.
+ * file into a one-line error, and a connected `Etcd3` client that only talks to members that
+ * have a leader (see `leaderAwareOptions`).
  */
 import { readFileSync } from 'node:fs';
+import { Metadata, credentials as grpcCredentials } from '@grpc/grpc-js';
 import { Etcd3, type IOptions } from 'etcd3';
 import type { FlagTable } from './cli.js';
 import { ConfigError, UsageError, errorMessage } from './errors.js';
@@ -79,7 +81,7 @@ export function etcdOptions(s: EtcdSettings): IOptions {
   if (Boolean(certChain) !== Boolean(privateKey))
     throw new UsageError('--etcd-certfile and --etcd-keyfile must be given together');
   const tls = s.etcdEndpoints.some((e) => e.startsWith('https:'));
-  const opts: IOptions = { hosts: s.etcdEndpoints, dialTimeout: 3000 };
+  const opts: IOptions = { hosts: s.etcdEndpoints, dialTimeout: 3000, ...leaderAwareOptions() };
   if (tls || rootCertificate || certChain) {
     opts.credentials = {
       rootCertificate: rootCertificate ?? Buffer.alloc(0),
@@ -88,6 +90,92 @@ export function etcdOptions(s: EtcdSettings): IOptions {
     } as IOptions['credentials'];
   }
   return opts;
+}
+
+/** gRPC metadata that makes etcd refuse (or cancel) a call on a member without a leader. */
+export const REQUIRE_LEADER: Readonly<Record<string, string>> = { hasleader: 'true' };
+
+/** Unary calls give up after this long (a member cut off mid-call must not hang an agent). */
+export const UNARY_DEADLINE_MS = 5000;
+
+/** A backoff that doubles from `ms` up to `maxMs` (cockatiel's IBackoff shape, as etcd3 uses it). */
+function doubling(
+  ms: number,
+  maxMs: number,
+): { duration: number; next(): ReturnType<typeof doubling> } {
+  return { duration: ms, next: () => doubling(Math.min(ms * 2, maxMs), maxMs) };
+}
+
+/**
+ * Client options that keep an agent on the majority side of an etcd cluster:
+ * - every call carries `hasleader=true` (clientv3's `WithRequireLeader`): a member without a
+ *   leader refuses unary calls at once with "etcdserver: no leader", and cancels open watch and
+ *   keep-alive streams after ~3 election timeouts. The etcd3 client then marks that member
+ *   failed and reconnects through another endpoint; watchers resume from their last revision;
+ * - unary calls carry a 5 s deadline, and gRPC keep-alive pings (every 10 s, 5 s to answer)
+ *   notice a member that vanished without closing the connection (link down);
+ * - a broken watch reconnects after 250 ms doubling to 1 s (etcd3's default grows to 30 s, far
+ *   too late after an outage).
+ */
+export function leaderAwareOptions(): Pick<
+  IOptions,
+  'defaultCallOptions' | 'grpcOptions' | 'faultHandling'
+> {
+  const requireLeader = grpcCredentials.createFromMetadataGenerator((_params, callback) => {
+    const md = new Metadata();
+    for (const [k, v] of Object.entries(REQUIRE_LEADER)) md.set(k, v);
+    callback(null, md);
+  });
+  return {
+    defaultCallOptions: (ctx) =>
+      ctx.isStream
+        ? { credentials: requireLeader }
+        : { credentials: requireLeader, deadline: Date.now() + UNARY_DEADLINE_MS },
+    grpcOptions: {
+      'grpc.keepalive_time_ms': 10_000,
+      'grpc.keepalive_timeout_ms': 5000,
+    },
+    faultHandling: {
+      watchBackoff: doubling(250, 1000) as never,
+    },
+  };
+}
+
+/**
+ * One lease keep-alive round trip: resolves the lease's remaining TTL in seconds (0 = the lease
+ * is gone). Each attempt opens a fresh stream (the pool picks a member, skipping ones marked
+ * failed) and gives up after `timeoutMs`; a member without a leader refuses it at once, so
+ * the next attempt goes elsewhere. Rejects with the last error after `attempts` tries.
+ */
+export async function keepAliveOnce(
+  client: Etcd3,
+  id: string,
+  { attempts = 3, timeoutMs = 3000 } = {},
+): Promise<number> {
+  let last: unknown;
+  for (let i = 0; i < attempts; i++) {
+    try {
+      const stream = await client.leaseClient.leaseKeepAlive();
+      let timer: NodeJS.Timeout | undefined;
+      try {
+        return await new Promise<number>((resolve, reject) => {
+          timer = setTimeout(
+            () => reject(new Error(`no keep-alive answer within ${timeoutMs} ms`)),
+            timeoutMs,
+          );
+          stream.on('data', (res: { TTL: string }) => resolve(Number(res.TTL)));
+          stream.on('error', reject);
+          stream.write({ ID: id });
+        });
+      } finally {
+        clearTimeout(timer);
+        stream.end();
+      }
+    } catch (err) {
+      last = err;
+    }
+  }
+  throw last instanceof Error ? last : new Error(errorMessage(last));
 }
 
 /** Creates the client (no I/O yet). */

@@ -8,7 +8,6 @@ import { parseFlags } from '../common/cli.js';
 import { containerAddress } from './announce.js';
 import { buildConfig, dnsdFlags, readSubnetFile } from './config.js';
 import { allowed, networkList, parseUpstream, resolvConfServers } from './forwarder.js';
-import { desiredRecord } from './registrator.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'flt-dnscfg-'));
 test.after(() => rmSync(dir, { recursive: true, force: true }));
@@ -104,36 +103,26 @@ const inspect = (o: {
     NetworkSettings: { Networks: { bridge: { IPAddress: o.ip ?? '172.17.0.2' } } },
   }) as unknown as Docker.ContainerInspectInfo;
 
-test('container address and registrator records from docker inspect data', () => {
+test('container address from docker inspect data (registrator records: registrator-meta.test.ts)', () => {
   assert.deepEqual(containerAddress(inspect({ exposed: ['8080/tcp', '443/tcp'] })), {
     ip: '172.17.0.2',
     port: 443,
     running: true,
   });
-  const cases: [Parameters<typeof inspect>[0], { key: string; value: string } | null][] = [
-    [
-      { labels: { service: 'web' }, exposed: ['80/tcp'] },
-      {
-        key: '/skydns/local/skydns/web/abcdef012345',
-        value: '{"host":"172.17.0.2","port":80,"ttl":15}',
-      },
-    ],
-    [
-      { labels: { service: 'api', 'service.port': '9000' }, exposed: ['80/tcp'] },
-      {
-        key: '/skydns/local/skydns/api/abcdef012345',
-        value: '{"host":"172.17.0.2","port":9000,"ttl":15}',
-      },
-    ],
-    [{ labels: {} }, null],
-    [{ labels: { service: 'web' }, running: false }, null],
-    [{ labels: { service: 'web' }, ip: '' }, null],
-    [{ labels: { service: 'bad/name' } }, null],
-  ];
-  for (const [o, want] of cases)
-    assert.deepEqual(
-      desiredRecord(inspect(o), '/skydns', 'skydns.local.', 15),
-      want,
-      JSON.stringify(o),
-    );
+});
+
+test('--round-robin defaults on; lease TTL bounds default to CoreDNS’s and are checked', () => {
+  const base = ['--nameservers', '10.0.0.2'];
+  const d = cfg(base);
+  assert.equal(d.roundRobin, true);
+  assert.deepEqual([d.minLeaseTtl, d.maxLeaseTtl], [30, 86400]);
+  assert.equal(cfg([...base, '--round-robin=false']).roundRobin, false);
+  assert.equal(cfg([...base, '--no-round-robin']).roundRobin, false);
+  const c = cfg([...base, '--min-lease-ttl', '5', '--max-lease-ttl', '60']);
+  assert.deepEqual([c.minLeaseTtl, c.maxLeaseTtl], [5, 60]);
+  assert.throws(
+    () => cfg([...base, '--min-lease-ttl', '100', '--max-lease-ttl', '60']),
+    /--min-lease-ttl \(100\) and --max-lease-ttl \(60\) need 0 <= min <= max/,
+  );
+  assert.throws(() => cfg([...base, '--round-robin=maybe']), /--round-robin: "maybe" is not true/);
 });

@@ -6,6 +6,7 @@
 import { dockerFlags } from '../common/docker.js';
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
+import { hostname } from 'node:os';
 import type { Flags, FlagTable } from '../common/cli.js';
 import { UsageError } from '../common/errors.js';
 import { etcdFlags } from '../common/etcd.js';
@@ -54,6 +55,21 @@ export const dnsdFlags = {
   },
   ttl: { type: 'int', help: 'TTL of records without their own', default: 3600 },
   'min-ttl': { type: 'int', help: 'SOA minimum and TTL of negative answers', default: 60 },
+  'min-lease-ttl': {
+    type: 'int',
+    help: "lowest TTL taken from the time left on a record's etcd lease (as CoreDNS)",
+    default: 30,
+  },
+  'max-lease-ttl': {
+    type: 'int',
+    help: "highest TTL taken from the time left on a record's etcd lease (as CoreDNS)",
+    default: 86400,
+  },
+  'round-robin': {
+    type: 'bool',
+    help: 'rotate A/AAAA answers and order SRV by weight per query (RFC 2782); --round-robin=false keeps the stored order',
+    default: true,
+  },
   'subnet-file': {
     type: 'string',
     value: 'FILE',
@@ -68,7 +84,13 @@ export const dnsdFlags = {
   },
   docker: {
     type: 'bool',
-    help: 'registrator mode: announce running containers labelled service=NAME (+ service.port)',
+    help: 'registrator mode: announce running containers with SERVICE_NAME (env or label) or a service=NAME label; SERVICE_CHECK_HTTP/TCP and Docker HEALTHCHECK withdraw failing ones',
+  },
+  hostname: {
+    type: 'string',
+    value: 'NAME',
+    help: 'host that --docker instances show in dnsctl ls',
+    default: hostname(),
   },
   ...dockerFlags('Docker API for --docker'),
   ...logFlags,
@@ -86,6 +108,9 @@ export interface DnsdConfig {
   forwardTimeoutMs: number;
   ttl: number;
   minTtl: number;
+  minLeaseTtl: number;
+  maxLeaseTtl: number;
+  roundRobin: boolean;
   metrics: { host: string; port: number } | null;
   /** Said once at start: the default listen addresses left the bridge out (no subnet file). */
   notice?: string;
@@ -134,6 +159,10 @@ export function buildConfig(f: DnsdFlags): DnsdConfig {
     throw new UsageError((err as Error).message);
   }
   if (f.ttl < 0 || f.minTtl < 0) throw new UsageError('--ttl and --min-ttl must not be negative');
+  if (f.minLeaseTtl < 0 || f.maxLeaseTtl < f.minLeaseTtl)
+    throw new UsageError(
+      `--min-lease-ttl (${f.minLeaseTtl}) and --max-lease-ttl (${f.maxLeaseTtl}) need 0 <= min <= max`,
+    );
   let metrics: DnsdConfig['metrics'] = null;
   if (f.metricsAddr) {
     try {
@@ -159,6 +188,9 @@ export function buildConfig(f: DnsdFlags): DnsdConfig {
     forwardTimeoutMs: f.forwardTimeout,
     ttl: f.ttl,
     minTtl: f.minTtl,
+    minLeaseTtl: f.minLeaseTtl,
+    maxLeaseTtl: f.maxLeaseTtl,
+    roundRobin: f.roundRobin,
     metrics,
   };
 }

@@ -17,6 +17,7 @@ import { DnsStats, registerStats } from './stats.js';
 import { RecordStore } from './store.js';
 import { ZoneTree } from './tree.js';
 import { UsageError } from '../common/errors.js';
+import { CheckStats, registerCheckStats } from './checker.js';
 
 export async function startDnsd(flags: DnsdFlags, log: Logger): Promise<() => Promise<void>> {
   const cfg = buildConfig(flags);
@@ -31,6 +32,7 @@ export async function startDnsd(flags: DnsdFlags, log: Logger): Promise<() => Pr
   const tree = new ZoneTree();
   const cache = new AnswerCache();
   const stats = new DnsStats();
+  const checkStats = new CheckStats();
   const store = new RecordStore({
     client,
     prefix: cfg.prefix,
@@ -58,10 +60,13 @@ export async function startDnsd(flags: DnsdFlags, log: Logger): Promise<() => Pr
     forwarder,
     mayForward: (ip) => allowed(nets, ip),
     zoneLoaded: () => store.loaded,
+    roundRobin: cfg.roundRobin,
     config: () => ({
       zones: cfg.zones,
       defaultTtl: cfg.ttl,
       minTtl: cfg.minTtl,
+      minLeaseTtl: cfg.minLeaseTtl,
+      maxLeaseTtl: cfg.maxLeaseTtl,
       serial: store.revision,
     }),
     log,
@@ -76,6 +81,10 @@ export async function startDnsd(flags: DnsdFlags, log: Logger): Promise<() => Pr
       const m = metricsFor('dns');
       registerStats(m.registry, stats, {
         etcd_up: { help: '1 while etcd answers', read: () => (store.up ? 1 : 0) },
+        zone_loaded: {
+          help: '1 once the zone was loaded from etcd (before that, in-zone names get SERVFAIL)',
+          read: () => (store.loaded ? 1 : 0),
+        },
         records: { help: 'records in the in-memory zone', read: () => tree.size },
         revision: { help: 'etcd revision the zone reflects', read: () => store.revision },
         bad_records_total: {
@@ -90,6 +99,7 @@ export async function startDnsd(flags: DnsdFlags, log: Logger): Promise<() => Pr
         },
         cache_entries: { help: 'encoded answers cached', read: () => cache.size },
       });
+      registerCheckStats(m.registry, checkStats);
       health = await startHealthServer({
         ...cfg.metrics,
         registry: m.registry,
@@ -109,6 +119,8 @@ export async function startDnsd(flags: DnsdFlags, log: Logger): Promise<() => Pr
         zone: cfg.zones[0]!,
         socketPath: dockerSocketPath(flags.dockerHost),
         log,
+        hostname: flags.hostname,
+        stats: checkStats,
       });
     }
   } catch (err) {

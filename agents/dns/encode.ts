@@ -41,11 +41,28 @@ function resource(rr: RR): Record<string, unknown> {
   }
 }
 
+/** dns2's name-offset table, refusing to remember names written at or past `from`. */
+class NamesBefore extends Map<string, number> {
+  constructor(private readonly from: number) {
+    super();
+  }
+  override set(name: string, offset: number): this {
+    return offset < this.from ? super.set(name, offset) : this;
+  }
+}
+
 /**
  * Encodes a full answer to `q` (question echoed case-exactly as `qname`). The ID is 0 and RD
- * clear: callers patch both per request.
+ * clear: callers patch both per request. With `noPointersTo`, no name is compressed to an
+ * offset at or past it (so the records there can be reordered byte-wise, spread.ts).
  */
-export function encodeAnswer(q: Query, qname: string, a: Answer, ra: boolean): Buffer {
+export function encodeAnswer(
+  q: Query,
+  qname: string,
+  a: Answer,
+  ra: boolean,
+  noPointersTo?: number,
+): Buffer {
   const packet = new Packet();
   packet.header = {
     id: 0,
@@ -71,5 +88,8 @@ export function encodeAnswer(q: Query, qname: string, a: Answer, ra: boolean): B
         doFlag: q.edns.do,
       }) as unknown as (typeof packet.additionals)[number],
     );
-  return packet.toBuffer();
+  if (noPointersTo === undefined) return packet.toBuffer();
+  const writer = new Packet.Writer() as unknown as { names?: Map<string, number> };
+  writer.names = new NamesBefore(noPointersTo);
+  return (packet.toBuffer as (w: unknown) => Buffer).call(packet, writer);
 }

@@ -55,8 +55,12 @@ export interface Answer {
   additional: RR[];
   /** The name lies outside every zone: the server forwards the query (or refuses). */
   forward?: boolean;
-  /** An in-zone CNAME chain ends outside the zones: resolve this upstream and append. */
-  external?: { name: string; type: number };
+  /**
+   * An in-zone CNAME chain ends outside the zones: resolve `name`/`type` upstream and append
+   * what comes back. When that is impossible (no forwarding for this client) or yields nothing,
+   * the chain dangles and the server answers `nodata` instead, as SkyDNS and CoreDNS do.
+   */
+  external?: { name: string; type: number; nodata: Answer };
 }
 
 export interface LookupConfig {
@@ -68,6 +72,9 @@ export interface LookupConfig {
   minTtl: number;
   /** SOA serial: the etcd revision the tree reflects. */
   serial: number;
+  /** Bounds of a lease's remaining time used as a TTL (--min-lease-ttl, --max-lease-ttl; CoreDNS's 30 and 86400 by default). */
+  minLeaseTtl?: number;
+  maxLeaseTtl?: number;
 }
 
 export const MAX_CNAME_CHAIN = 8;
@@ -114,10 +121,24 @@ export function applyGroups(entries: Entry[]): Entry[] {
   return out;
 }
 
-/** TTL of one record: its own ttl (else the default), capped by what is left of its lease. */
-export function entryTtl(e: Entry, defaultTtl: number): number {
-  const own = e.record.ttl > 0 ? e.record.ttl : defaultTtl;
-  return e.leaseTtl === undefined ? own : Math.max(0, Math.min(own, e.leaseTtl));
+export const DEFAULT_MIN_LEASE_TTL = 30;
+export const DEFAULT_MAX_LEASE_TTL = 86400;
+
+/**
+ * TTL of one record, as CoreDNS's etcd plugin computes it: the time left on its etcd lease,
+ * clamped to [minLeaseTtl, maxLeaseTtl], and the record's own `ttl` when smaller. Without a
+ * lease: its own ttl, else the default.
+ */
+export function entryTtl(
+  e: Entry,
+  cfg: Pick<LookupConfig, 'defaultTtl' | 'minLeaseTtl' | 'maxLeaseTtl'>,
+): number {
+  const own = e.record.ttl;
+  if (e.leaseTtl === undefined) return own > 0 ? own : cfg.defaultTtl;
+  const lo = cfg.minLeaseTtl ?? DEFAULT_MIN_LEASE_TTL;
+  const hi = cfg.maxLeaseTtl ?? DEFAULT_MAX_LEASE_TTL;
+  const lease = Math.min(Math.max(e.leaseTtl, lo), hi);
+  return own > 0 ? Math.min(own, lease) : lease;
 }
 
 /** SRV weights as SkyDNS computes them: each record's share (percent) of its priority's total; weight 0 counts as 100. */
@@ -159,67 +180,139 @@ function withDot(name: string): string {
   return name.endsWith('.') ? name : `${name}.`;
 }
 
-interface Chase {
-  rrs: RR[];
-  external?: { name: string; type: number };
-  ok: boolean;
+/**
+ * The records a name's query looks at: its subtree, except for a zone apex, which answers from
+ * `<zone path>/dns/apex` only (CoreDNS), never the whole zone. [] for an apex without such
+ * records (NODATA: the zone exists); null when nothing is at or below the name (NXDOMAIN).
+ */
+function entriesAt(tree: ZoneTree, lname: string, cfg: LookupConfig): Entry[] | null {
+  const found = cfg.zones.includes(lname)
+    ? (tree.find(labelsOf(`apex.dns.${lname}`)) ?? [])
+    : tree.find(labelsOf(lname));
+  return found && applyGroups(found);
 }
 
 /**
- * Address records for `name` (A or AAAA), following in-zone CNAMEs. Address records win over
- * CNAMEs at the same name; of several CNAME candidates the first by key is used. A loop or a
- * chain longer than MAX_CNAME_CHAIN makes the chain unusable (ok=false).
+ * The CNAME a name makes: none when any of its records has an address (addresses win), else
+ * the first record by key whose host is another name. One CNAME per name, as DNS requires.
  */
-function addresses(
+function aliasOf(entries: Entry[], lname: string): Entry | undefined {
+  let alias: Entry | undefined;
+  for (const e of entries) {
+    const kind = hostKind(e.record.host);
+    if (kind === 'ipv4' || kind === 'ipv6') return undefined;
+    if (!alias && kind === 'name' && e.record.host !== lname) alias = e;
+  }
+  return alias;
+}
+
+interface Section {
+  answer: RR[];
+  additional: RR[];
+}
+
+/**
+ * The records of `qtype` that a name's own entries make, without following a CNAME: A/AAAA
+ * from addresses of that family, TXT from `text`, SRV from every record with a host, MX from
+ * `mail` records, PTR from name hosts. SRV and MX bring their targets' addresses as glue.
+ */
+function direct(
+  tree: ZoneTree,
+  owner: string,
+  entries: Entry[],
+  qtype: number,
+  cfg: LookupConfig,
+): Section {
+  const answer: RR[] = [];
+  const additional: RR[] = [];
+  const rr = (e: Entry, data: RRData): RR => ({ name: owner, ttl: entryTtl(e, cfg), data });
+  switch (qtype) {
+    case T.A:
+    case T.AAAA: {
+      const want = qtype === T.A ? 'ipv4' : 'ipv6';
+      for (const e of entries)
+        if (hostKind(e.record.host) === want)
+          answer.push(rr(e, { type: qtype, address: e.record.host }));
+      break;
+    }
+    case T.TXT:
+      for (const e of entries)
+        if (e.record.text !== '') answer.push(rr(e, { type: T.TXT, text: e.record.text }));
+      break;
+    case T.SRV: {
+      const withHost = entries.filter((e) => e.record.host !== '');
+      const weights = srvWeights(withHost);
+      withHost.forEach((e, i) => {
+        const t = targetOf(tree, e, cfg);
+        const { priority, port } = e.record;
+        answer.push(rr(e, { type: T.SRV, priority, weight: weights[i]!, port, target: t.target }));
+        additional.push(...t.glue);
+      });
+      break;
+    }
+    case T.MX:
+      for (const e of entries) {
+        if (!e.record.mail || e.record.host === '') continue;
+        const t = targetOf(tree, e, cfg);
+        answer.push(rr(e, { type: T.MX, priority: e.record.priority, exchange: t.target }));
+        additional.push(...t.glue);
+      }
+      break;
+    case T.PTR:
+      for (const e of entries)
+        if (hostKind(e.record.host) === 'name')
+          answer.push(rr(e, { type: T.PTR, target: e.record.host }));
+      break;
+    default:
+      break;
+  }
+  return { answer, additional };
+}
+
+interface Chase extends Section {
+  /** The chain leaves the zones here: the rest comes from upstream. */
+  external?: { name: string; type: number };
+}
+
+/**
+ * The answer to `qtype` at `lname`, following CNAMEs inside the zones for every type (CoreDNS
+ * does so for A, AAAA and TXT; a name record already makes the SRV/PTR itself). A chain that
+ * ends in nothing — an unknown name, no record of the type, a loop, more than MAX_CNAME_CHAIN
+ * links — is dropped whole, so the caller answers NODATA as both references do. null: NXDOMAIN.
+ */
+function chase(
   tree: ZoneTree,
   owner: string,
   lname: string,
   qtype: number,
   cfg: LookupConfig,
   seen: Set<string>,
-): Chase {
-  const found = tree.find(labelsOf(lname));
-  if (!found) return { rrs: [], ok: true };
-  const entries = applyGroups(found);
-  const want = qtype === T.A ? 'ipv4' : 'ipv6';
-  const rrs: RR[] = [];
-  for (const e of entries) {
-    if (hostKind(e.record.host) === want)
-      rrs.push({
-        name: owner,
-        ttl: entryTtl(e, cfg.defaultTtl),
-        data: { type: qtype as typeof T.A, address: e.record.host },
-      });
-  }
-  if (rrs.length > 0) return { rrs, ok: true };
-  const alias = entries.find((e) => hostKind(e.record.host) === 'name' && e.record.host !== lname);
-  if (!alias) return { rrs: [], ok: true };
+): Chase | null {
+  const entries = entriesAt(tree, lname, cfg);
+  if (!entries) return null;
+  const own = direct(tree, owner, entries, qtype, cfg);
+  if (own.answer.length > 0) return own;
+  const alias = aliasOf(entries, lname);
+  const none: Chase = { answer: [], additional: [] };
+  if (!alias) return none;
   const target = alias.record.host;
-  if (seen.has(target) || seen.size >= MAX_CNAME_CHAIN) return { rrs: [], ok: false };
+  if (seen.has(target) || seen.size >= MAX_CNAME_CHAIN) return none;
   seen.add(target);
-  const cname: RR = {
-    name: owner,
-    ttl: entryTtl(alias, cfg.defaultTtl),
-    data: { type: T.CNAME, target },
-  };
+  const cname: RR = { name: owner, ttl: entryTtl(alias, cfg), data: { type: T.CNAME, target } };
   if (!zoneOf(target, cfg.zones))
-    return { rrs: [cname], external: { name: target, type: qtype }, ok: true };
-  const rest = addresses(tree, target, target, qtype, cfg, seen);
-  if (!rest.ok) return rest;
-  return {
-    rrs: [cname, ...rest.rrs],
-    ok: true,
-    ...(rest.external ? { external: rest.external } : {}),
-  };
+    return { answer: [cname], additional: [], external: { name: target, type: qtype } };
+  const rest = chase(tree, target, target, qtype, cfg, seen);
+  if (!rest || (rest.answer.length === 0 && !rest.external)) return none;
+  return { ...rest, answer: [cname, ...rest.answer] };
 }
 
-/** A and AAAA glue for an in-zone target name. */
+/** A and AAAA glue for a target name inside the zones: a CNAME chain and the addresses at its end. */
 function glue(tree: ZoneTree, target: string, cfg: LookupConfig): RR[] {
   if (!zoneOf(target, cfg.zones)) return [];
   const out: RR[] = [];
   for (const t of [T.A, T.AAAA]) {
-    const c = addresses(tree, target, target, t, cfg, new Set([target]));
-    if (c.ok) out.push(...c.rrs);
+    const c = chase(tree, target, target, t, cfg, new Set([target]));
+    if (c && !c.external) out.push(...c.answer);
   }
   return out;
 }
@@ -229,7 +322,7 @@ function targetOf(tree: ZoneTree, e: Entry, cfg: LookupConfig): { target: string
   const kind = hostKind(e.record.host);
   if (kind === 'name') return { target: e.record.host, glue: glue(tree, e.record.host, cfg) };
   const target = targetName(e);
-  const ttl = entryTtl(e, cfg.defaultTtl);
+  const ttl = entryTtl(e, cfg);
   return {
     target,
     glue: [
@@ -304,11 +397,7 @@ export function lookup(tree: ZoneTree, qname: string, qtype: number, cfg: Lookup
     const additional: RR[] = [];
     for (const e of servers) {
       const t = targetOf(tree, e, cfg);
-      answer.push({
-        name: owner,
-        ttl: entryTtl(e, cfg.defaultTtl),
-        data: { type: T.NS, target: t.target },
-      });
+      answer.push({ name: owner, ttl: entryTtl(e, cfg), data: { type: T.NS, target: t.target } });
       additional.push(...t.glue);
     }
     if (answer.length === 0)
@@ -319,85 +408,17 @@ export function lookup(tree: ZoneTree, qname: string, qtype: number, cfg: Lookup
       });
     return positive(answer, additional);
   }
-  const found = tree.find(labelsOf(lname));
-  if (!found) return negative(apex ? RCODE.NOERROR : RCODE.NXDOMAIN);
-  const entries = applyGroups(found);
-  let answer: RR[] = [];
-  const additional: RR[] = [];
-  let external: Answer['external'];
-  switch (qtype) {
-    case T.A:
-    case T.AAAA: {
-      const c = addresses(tree, owner, lname, qtype, cfg, new Set([lname]));
-      if (c.ok) {
-        answer = c.rrs;
-        external = c.external;
-      }
-      break;
-    }
-    case T.CNAME: {
-      const alias = entries.find((e) => hostKind(e.record.host) === 'name');
-      if (alias)
-        answer.push({
-          name: owner,
-          ttl: entryTtl(alias, cfg.defaultTtl),
-          data: { type: T.CNAME, target: alias.record.host },
-        });
-      break;
-    }
-    case T.TXT:
-      for (const e of entries)
-        if (e.record.text !== '')
-          answer.push({
-            name: owner,
-            ttl: entryTtl(e, cfg.defaultTtl),
-            data: { type: T.TXT, text: e.record.text },
-          });
-      break;
-    case T.SRV: {
-      const withHost = entries.filter((e) => e.record.host !== '');
-      const weights = srvWeights(withHost);
-      withHost.forEach((e, i) => {
-        const t = targetOf(tree, e, cfg);
-        answer.push({
-          name: owner,
-          ttl: entryTtl(e, cfg.defaultTtl),
-          data: {
-            type: T.SRV,
-            priority: e.record.priority,
-            weight: weights[i]!,
-            port: e.record.port,
-            target: t.target,
-          },
-        });
-        additional.push(...t.glue);
-      });
-      break;
-    }
-    case T.MX:
-      for (const e of entries) {
-        if (!e.record.mail || e.record.host === '') continue;
-        const t = targetOf(tree, e, cfg);
-        answer.push({
-          name: owner,
-          ttl: entryTtl(e, cfg.defaultTtl),
-          data: { type: T.MX, priority: e.record.priority, exchange: t.target },
-        });
-        additional.push(...t.glue);
-      }
-      break;
-    case T.PTR:
-      for (const e of entries)
-        if (hostKind(e.record.host) === 'name')
-          answer.push({
-            name: owner,
-            ttl: entryTtl(e, cfg.defaultTtl),
-            data: { type: T.PTR, target: e.record.host },
-          });
-      break;
-    default:
-      break;
+  if (qtype === T.CNAME) {
+    const entries = entriesAt(tree, lname, cfg);
+    if (!entries) return negative(RCODE.NXDOMAIN);
+    const alias = aliasOf(entries, lname);
+    if (!alias) return negative(RCODE.NOERROR);
+    const data: RRData = { type: T.CNAME, target: alias.record.host };
+    return positive([{ name: owner, ttl: entryTtl(alias, cfg), data }], []);
   }
-  if (answer.length === 0 && !external) return negative(RCODE.NOERROR);
-  return { ...positive(answer, additional), ...(external ? { external } : {}) };
+  const c = chase(tree, owner, lname, qtype, cfg, new Set([lname]));
+  if (!c) return negative(RCODE.NXDOMAIN);
+  if (c.answer.length === 0) return negative(RCODE.NOERROR);
+  const a = positive(c.answer, c.additional);
+  return c.external ? { ...a, external: { ...c.external, nodata: negative(RCODE.NOERROR) } } : a;
 }

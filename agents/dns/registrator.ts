@@ -1,15 +1,19 @@
 /**
- * `dnsd --docker`: announces running containers labelled `service=NAME` (optional
- * `service.port=N`, else the first exposed port) as `<id12>.NAME.<zone>`, and removes them when
- * they stop. Reconciles desired (running labelled containers) against announced on every Docker
- * event and every 5 s, so a missed event cannot leave a stale record.
+ * `dnsd --docker`, registrator mode: announces the running containers that ask for it
+ * (registrator's SERVICE_* env/labels or Flotilla's `service=NAME` label, see
+ * registrator-meta.ts) and removes them when they stop. Each instance is a
+ * CheckedAnnouncement, so SERVICE_CHECK_HTTP/TCP and the container's Docker HEALTHCHECK take it
+ * out of DNS while it fails. Reconciles desired (inspect of every running container) against
+ * announced on every Docker event (start, die, stop, destroy, health_status) and every 5 s, so
+ * a missed event cannot leave a stale record.
  */
 import Docker from 'dockerode';
 import type { Etcd3 } from 'etcd3';
+import { hostname } from 'node:os';
 import type { Logger } from '../common/logger.js';
 import { errorMessage } from '../common/errors.js';
-import { Announcement, containerAddress } from './announce.js';
-import { formatRecord, nameToKey } from './records.js';
+import { CheckedAnnouncement, CheckStats } from './checker.js';
+import { desiredInstances, type DesiredInstance } from './registrator-meta.js';
 
 export interface RegistratorOptions {
   client: Etcd3;
@@ -19,61 +23,80 @@ export interface RegistratorOptions {
   socketPath: string;
   log: Logger;
   ttl?: number;
-}
-
-export interface Desired {
-  key: string;
-  value: string;
-}
-
-/** The record a labelled container should have; null when it should have none. */
-export function desiredRecord(
-  info: Docker.ContainerInspectInfo,
-  prefix: string,
-  zone: string,
-  ttl: number,
-): Desired | null {
-  const service = info.Config?.Labels?.['service'];
-  if (!service || !/^[a-z0-9-]{1,63}(\.[a-z0-9-]{1,63})*$/i.test(service)) return null;
-  const a = containerAddress(info);
-  if (!a.running || !a.ip) return null;
-  const labelPort = Number(info.Config?.Labels?.['service.port']);
-  const port =
-    Number.isInteger(labelPort) && labelPort > 0 && labelPort < 65536 ? labelPort : a.port;
-  const name = `${info.Id.slice(0, 12)}.${service}.${zone}`;
-  return { key: nameToKey(name, prefix), value: formatRecord({ host: a.ip, port, ttl }) };
+  /** Shown by `dnsctl ls` as the instances' host; default os.hostname(). */
+  hostname?: string;
+  /** Check interval and timeout when SERVICE_CHECK_INTERVAL/TIMEOUT are not set. */
+  checkIntervalMs?: number;
+  checkTimeoutMs?: number;
+  stats?: CheckStats;
 }
 
 export async function startRegistrator(o: RegistratorOptions): Promise<{ stop(): Promise<void> }> {
   const docker = new Docker({ socketPath: o.socketPath });
   const ttl = o.ttl ?? 15;
-  const announced = new Map<string, { ann: Announcement; value: string }>();
+  const stats = o.stats ?? new CheckStats();
+  const opts = {
+    prefix: o.prefix,
+    zone: o.zone,
+    ttl,
+    hostname: o.hostname ?? hostname(),
+    defaults: { intervalMs: o.checkIntervalMs ?? 3000, timeoutMs: o.checkTimeoutMs ?? 1000 },
+  };
+  const announced = new Map<string, { inst: CheckedAnnouncement; fingerprint: string }>();
+  /** Problems already logged, per container (forgotten when the container is gone). */
+  const reported = new Map<string, Set<string>>();
   let stopped = false;
   let running: Promise<void> = Promise.resolve();
   let again = false;
 
   const reconcile = async () => {
-    const want = new Map<string, string>();
-    const list = await docker.listContainers({ filters: { label: ['service'] } });
+    const want = new Map<string, DesiredInstance>();
+    const list = await docker.listContainers();
+    for (const id of reported.keys()) if (!list.some((c) => c.Id === id)) reported.delete(id);
     for (const c of list) {
       try {
-        const d = desiredRecord(await docker.getContainer(c.Id).inspect(), o.prefix, o.zone, ttl);
-        if (d) want.set(d.key, d.value);
+        const { instances, errors } = desiredInstances(
+          await docker.getContainer(c.Id).inspect(),
+          opts,
+        );
+        const seen = reported.get(c.Id) ?? new Set<string>();
+        for (const e of errors) {
+          if (!seen.has(e)) o.log.warn({ container: c.Id.slice(0, 12) }, `${e}; not announced`);
+          seen.add(e);
+        }
+        if (errors.length) reported.set(c.Id, seen);
+        for (const d of instances) want.set(d.key, d);
       } catch (err) {
         o.log.debug({ container: c.Id, err: errorMessage(err) }, 'inspect failed');
       }
     }
-    for (const [key, cur] of announced)
-      if (want.get(key) !== cur.value) {
-        announced.delete(key);
-        await cur.ann.stop();
+    for (const [key, cur] of announced) {
+      const d = want.get(key);
+      if (d?.fingerprint === cur.fingerprint) continue;
+      announced.delete(key);
+      await cur.inst.stop();
+    }
+    for (const [key, d] of want) {
+      const cur = announced.get(key);
+      if (cur) {
+        await cur.inst.setDockerHealth(d.docker);
+        continue;
       }
-    for (const [key, value] of want) {
-      if (announced.has(key) || stopped) continue;
-      const ann = new Announcement(o.client, key, value, ttl, o.log);
+      if (stopped) continue;
+      const inst = new CheckedAnnouncement({
+        client: o.client,
+        key,
+        record: d.record,
+        meta: d.meta,
+        ttl,
+        log: o.log,
+        check: d.check,
+        docker: d.docker,
+        stats,
+      });
       try {
-        await ann.start();
-        announced.set(key, { ann, value });
+        await inst.start();
+        announced.set(key, { inst, fingerprint: d.fingerprint });
       } catch (err) {
         o.log.warn({ key, err: errorMessage(err) }, 'could not announce; next pass retries');
       }
@@ -97,7 +120,10 @@ export async function startRegistrator(o: RegistratorOptions): Promise<{ stop():
   let events: NodeJS.ReadableStream | null = null;
   try {
     events = (await docker.getEvents({
-      filters: { type: ['container'], event: ['start', 'die', 'stop', 'destroy'] },
+      filters: {
+        type: ['container'],
+        event: ['start', 'die', 'stop', 'destroy', 'health_status'],
+      },
     })) as NodeJS.ReadableStream;
     events.on('data', trigger);
     events.on('error', () => undefined);
@@ -111,7 +137,7 @@ export async function startRegistrator(o: RegistratorOptions): Promise<{ stop():
       clearInterval(timer);
       (events as unknown as { destroy?: () => void } | null)?.destroy?.();
       await running;
-      await Promise.all([...announced.values()].map((a) => a.ann.stop()));
+      await Promise.all([...announced.values()].map((a) => a.inst.stop()));
       announced.clear();
     },
   };

@@ -15,6 +15,7 @@ import { AnswerCache } from './cache.js';
 import { encodeAnswer } from './encode.js';
 import type { Forwarder } from './forwarder.js';
 import { lookup, RCODE, T, type Answer, type LookupConfig, type RR } from './lookup.js';
+import { nextOrder, planSpread, spreadAnswer, type Spread } from './spread.js';
 import { DnsStats, typeLabel } from './stats.js';
 import type { ZoneTree } from './tree.js';
 import {
@@ -43,6 +44,11 @@ export interface ResolverOptions {
    * NXDOMAIN that clients would cache. Default: always loaded.
    */
   zoneLoaded?: () => boolean;
+  /**
+   * --round-robin: cached answers with several A/AAAA records rotate per answer, SRV records
+   * are ordered per query by weight within a priority (spread.ts). Default off (stored order).
+   */
+  roundRobin?: boolean;
   stats?: DnsStats;
   cache?: AnswerCache;
   log: Logger;
@@ -74,11 +80,18 @@ export class Resolver {
       this.warnOnce(q, client);
       return null;
     }
-    const hit = this.cache.get(q.key);
+    // Only standard queries (opcode 0) share answers; others get NOTIMP on the miss path.
+    const hit = (req[2]! & 0x78) === 0 ? this.cache.get(q.key, q.variant) : undefined;
     if (hit) {
       this.stats.cacheHits++;
-      let out = patchAnswer(hit.msg, q);
-      if (!tcp && out.length > udpLimit(q)) out = this.cut(hit, out, udpLimit(q));
+      let out: Buffer;
+      if (hit.spread) {
+        out = spreadAnswer(hit.msg, hit.spread, nextOrder(hit.spread), q);
+        if (!tcp && out.length > udpLimit(q)) out = truncate(out, udpLimit(q));
+      } else {
+        out = patchAnswer(hit.msg, q);
+        if (!tcp && out.length > udpLimit(q)) out = this.cut(hit, out, udpLimit(q));
+      }
       this.stats.hit(hit.slot, (performance.now() - t0) / 1000);
       return out;
     }
@@ -150,25 +163,33 @@ export class Resolver {
         return errorReply(req, q, RCODE.SERVFAIL, this.ra);
       });
     }
-    if (a.external && canForward) {
+    // An answer through an out-of-zone CNAME depends on who asks and on upstream: not cached.
+    // A chain that cannot be completed dangles: NODATA + SOA, as SkyDNS and CoreDNS answer.
+    const ext = a.external;
+    if (ext) {
+      if (!canForward) return patchAnswer(encodeAnswer(q, qname, ext.nodata, this.ra), q);
       this.stats.forwarded++;
-      return this.external(a.external).then((rrs) => {
-        const full: Answer = { ...a, answer: [...a.answer, ...rrs] };
+      return this.external(ext).then((rrs) => {
+        const complete = rrs.some((r) => r.data.type === ext.type);
+        const full: Answer = complete ? { ...a, answer: [...a.answer, ...rrs] } : ext.nodata;
         return patchAnswer(encodeAnswer(q, qname, full, this.ra), q);
       });
     }
-    const msg = encodeAnswer(q, qname, a, this.ra);
-    // An answer to an out-of-zone CNAME depends on who asks (forwarding allowed or not).
-    if (!a.external)
-      this.cache.set(
-        q.key,
-        { msg, rcode: a.rcode, slot: this.stats.slot(typeLabel(q.qtype), a.rcode) },
-        generation,
-      );
-    return patchAnswer(msg, q);
+    let msg = encodeAnswer(q, qname, a, this.ra);
+    let spread: Spread | null = null;
+    if (this.o.roundRobin)
+      ({ msg, plan: spread } = planSpread(msg, (lo) => encodeAnswer(q, qname, a, this.ra, lo)));
+    const slot = this.stats.slot(typeLabel(q.qtype), a.rcode);
+    this.cache.set(
+      q.key,
+      q.variant,
+      { msg, rcode: a.rcode, slot, ...(spread ? { spread } : {}) },
+      generation,
+    );
+    return spread ? spreadAnswer(msg, spread, nextOrder(spread), q) : patchAnswer(msg, q);
   }
 
-  /** Address records for a CNAME target outside the zones, from upstream; [] on failure. */
+  /** Records for a CNAME target outside the zones, from upstream (A, AAAA, CNAME, TXT, MX); [] on failure. */
   private async external(target: { name: string; type: number }): Promise<RR[]> {
     const pkt = new Packet();
     pkt.header.id = 0;
@@ -188,6 +209,14 @@ export class Resolver {
           out.push({ name, ttl, data: { type: r['type'], address: r['address'] } });
         else if (r['type'] === T.CNAME && typeof r['domain'] === 'string')
           out.push({ name, ttl, data: { type: T.CNAME, target: r['domain'] } });
+        else if (r['type'] === T.TXT && Array.isArray(r['data']))
+          out.push({ name, ttl, data: { type: T.TXT, text: (r['data'] as string[]).join('') } });
+        else if (r['type'] === T.MX && typeof r['exchange'] === 'string')
+          out.push({
+            name,
+            ttl,
+            data: { type: T.MX, priority: Number(r['priority']), exchange: r['exchange'] },
+          });
       }
     } catch (err) {
       this.warnOnce(

@@ -2,6 +2,7 @@
 import { createSocket } from 'node:dgram';
 import { connect } from 'node:net';
 import dns2 from 'dns2';
+import { T, type RR } from './lookup.js';
 import { entryFrom, ZoneTree } from './tree.js';
 
 const { Packet } = dns2;
@@ -93,3 +94,24 @@ export function tcpAsk(port: number, msg: Buffer, host = '127.0.0.1'): Promise<B
 
 export type Parsed = ReturnType<typeof Packet.parse>;
 export const parse = (b: Buffer): Parsed => Packet.parse(b);
+
+/** One RR in a dig-like line for table tests: "name ttl TYPE data" (SOA: primary serial minimum). */
+export function showRR(rr: RR): string {
+  const d = rr.data;
+  const body =
+    d.type === T.A || d.type === T.AAAA
+      ? d.address
+      : d.type === T.CNAME || d.type === T.PTR || d.type === T.NS
+        ? d.target
+        : d.type === T.TXT
+          ? d.text
+          : d.type === T.SRV
+            ? `${d.priority} ${d.weight} ${d.port} ${d.target}`
+            : d.type === T.MX
+              ? `${d.priority} ${d.exchange}`
+              : d.type === T.SOA
+                ? `${d.primary} ${d.serial} ${d.minimum}`
+                : '';
+  const type = Object.entries(T).find(([, v]) => v === d.type)![0];
+  return `${rr.name} ${rr.ttl} ${type} ${body}`;
+}

@@ -4,7 +4,7 @@
  * every record in the subtree under the name — never a sibling that merely shares a prefix,
  * since matching is by whole labels — and `*` / `any` in a query match one label.
  */
-import { keyLabels, parseRecord, RecordError, type ServiceRecord } from './records.js';
+import { hostKind, keyLabels, parseRecord, RecordError, type ServiceRecord } from './records.js';
 
 export interface Entry {
   /** etcd key, used for ordering and SkyDNS group semantics. */
@@ -111,6 +111,10 @@ export class ZoneTree {
     }
     nodes = nodes.filter((n) => n.count > 0);
     if (nodes.length === 0) return null;
+    // An alias (a name-host record) exactly at the queried name answers for that name alone, as
+    // a CNAME owner holds no other data: `dnsctl alias web v2.web` with instances below web.
+    const own = nodes.length === 1 && !labels.some(isWildcard) ? nodes[0]!.entry : undefined;
+    if (own && hostKind(own.record.host) === 'name') return [own];
     const out: Entry[] = [];
     const collect = (n: Node) => {
       if (n.entry) out.push(n.entry);

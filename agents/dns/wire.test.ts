@@ -30,7 +30,7 @@ test('parseQuery reads question, EDNS and builds a case-exact key', () => {
   ) as Query;
   const noDo = parseQuery(buildQuery('Web.SkyDNS.local', T.SRV, { edns: 4096 })) as Query;
   const plain = parseQuery(buildQuery('Web.SkyDNS.local', T.SRV)) as Query;
-  assert.equal(new Set([q.key, lower.key, noDo.key, plain.key]).size, 4);
+  assert.equal(new Set([q, lower, noDo, plain].map((x) => `${x.key}|${x.variant}`)).size, 4);
   assert.equal(plain.edns, null);
   assert.equal(questionName(buildQuery('Web.SkyDNS.local', T.A)), 'Web.SkyDNS.local.');
 });

@@ -18,11 +18,16 @@ export interface Query {
   /** EDNS0 of the request: advertised UDP size and DO bit; null without an OPT record. */
   edns: { size: number; do: boolean; version: number } | null;
   /**
-   * Cache key: the question's wire bytes (so case-exact) plus the EDNS/DO marker. Two queries
-   * with the same key get byte-identical answers apart from ID, RD and CD.
+   * Cache key, with `variant`: the question's wire bytes (so case-exact) as one flat latin1
+   * string, and 0 without EDNS, 1 with EDNS, 2 with the DO bit. Two queries with the same key
+   * and variant get byte-identical answers apart from ID, RD and CD.
    */
   key: string;
+  variant: 0 | 1 | 2;
 }
+
+// Buffer#latin1Slice: toString('latin1') without its argument handling, on the hot path.
+type Latin1 = Buffer & { latin1Slice(start: number, end: number): string };
 
 export const HEADER = 12;
 const MAX_NAME = 255;
@@ -97,8 +102,6 @@ export function parseQuery(buf: Buffer): Query | string {
       };
     }
   }
-  const marker = edns ? (edns.do ? '|D' : '|E') : '|-';
-  const opcode = (b2 >> 3) & 0x0f;
   return {
     id: buf.readUInt16BE(0),
     rd: (b2 & 1) === 1,
@@ -107,7 +110,8 @@ export function parseQuery(buf: Buffer): Query | string {
     qtype,
     qclass,
     edns,
-    key: buf.toString('latin1', HEADER, qEnd) + marker + (opcode === 0 ? '' : `|op${opcode}`),
+    key: (buf as Latin1).latin1Slice(HEADER, qEnd),
+    variant: edns ? (edns.do ? 2 : 1) : 0,
   };
 }
 
@@ -157,6 +161,11 @@ export function questionName(buf: Buffer): string {
 export function patchAnswer(cached: Buffer, q: Query): Buffer {
   const out = Buffer.allocUnsafe(cached.length);
   cached.copy(out);
+  return patchHeader(out, cached, q);
+}
+
+/** Writes the request's ID, RD and CD bits into `out`, a copy of `cached`'s header. */
+export function patchHeader(out: Buffer, cached: Buffer, q: Query): Buffer {
   out.writeUInt16BE(q.id, 0);
   out[2] = (cached[2]! & 0xfe) | (q.rd ? 1 : 0);
   out[3] = (cached[3]! & 0xef) | (q.cd ? 0x10 : 0);
@@ -224,4 +233,92 @@ export function errorReply(req: Buffer, q: Query, rcode: number, ra: boolean): B
     out.writeUInt16BE(0, o + 9);
   }
   return out;
+}
+
+/** One resource record of an encoded message: its byte range, type and where its RDATA starts. */
+export interface RRSpan {
+  start: number;
+  end: number;
+  type: number;
+  rdata: number;
+}
+
+/** The records of an encoded message after the question, in order; null when malformed. */
+export function recordSpans(msg: Buffer): RRSpan[] | null {
+  if (msg.length < HEADER) return null;
+  let off = HEADER;
+  for (let i = msg.readUInt16BE(4); i > 0; i--) {
+    off = skipName(msg, off);
+    if (off < 0 || off + 4 > msg.length) return null;
+    off += 4;
+  }
+  const n = msg.readUInt16BE(6) + msg.readUInt16BE(8) + msg.readUInt16BE(10);
+  const out: RRSpan[] = [];
+  for (let i = 0; i < n; i++) {
+    const nameEnd = skipName(msg, off);
+    const end = skipRR(msg, off);
+    if (nameEnd < 0 || end < 0) return null;
+    out.push({ start: off, end, type: msg.readUInt16BE(nameEnd), rdata: nameEnd + 10 });
+    off = end;
+  }
+  return out;
+}
+
+/** Whether the name at `off`, through any chain of pointers, reads bytes in [lo, hi). */
+function nameReads(msg: Buffer, off: number, lo: number, hi: number): boolean {
+  for (let hops = 0; hops < 64 && off < msg.length;) {
+    if (off >= lo && off < hi) return true;
+    const len = msg[off]!;
+    if (len === 0) return false;
+    if ((len & 0xc0) === 0xc0) {
+      if (off + 1 >= msg.length) return false;
+      off = msg.readUInt16BE(off) & 0x3fff;
+      hops++;
+    } else off += len + 1;
+  }
+  return true;
+}
+
+/**
+ * Whether some name in the message outside [lo, hi) is compressed into [lo, hi), or a name
+ * inside it points into it: only when neither holds may the records in that range be
+ * reordered byte-wise without breaking a compression pointer.
+ */
+export function pointsInto(msg: Buffer, spans: RRSpan[], lo: number, hi: number): boolean {
+  // A name starting inside the range moves with it; only where its first pointer leads counts.
+  const fromInside = (off: number): boolean => {
+    while (off < msg.length) {
+      const len = msg[off]!;
+      if (len === 0) return false;
+      if ((len & 0xc0) === 0xc0) return nameReads(msg, msg.readUInt16BE(off) & 0x3fff, lo, hi);
+      off += len + 1;
+    }
+    return true;
+  };
+  const names: number[] = [];
+  for (const s of spans) {
+    names.push(s.start);
+    switch (s.type) {
+      case 2:
+      case 5:
+      case 12:
+        names.push(s.rdata);
+        break;
+      case 15:
+        names.push(s.rdata + 2);
+        break;
+      case 33:
+        names.push(s.rdata + 6);
+        break;
+      case 6: {
+        names.push(s.rdata);
+        const next = skipName(msg, s.rdata);
+        if (next > 0) names.push(next);
+        break;
+      }
+    }
+  }
+  return names.some((off) =>
+    off >= lo && off < hi ? fromInside(off) : nameReads(msg, off, lo, hi),
+  );
 }

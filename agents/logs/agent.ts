@@ -12,7 +12,7 @@ import type { AddressInfo } from 'node:net';
 import type { ConnectionOptions } from 'node:tls';
 import Docker from 'dockerode';
 import type { Logger } from '../common/logger.js';
-import { errorMessage } from '../common/errors.js';
+import { DiskFullError, errorMessage } from '../common/errors.js';
 import { metricsFor, type MetricSet } from '../common/metrics.js';
 import { DiskBuffer, type FsyncPolicy } from './buffer.js';
 import { MetadataCache, enrich, needsMeta, serviceOf, type ContainerMeta } from './enrich.js';
@@ -109,10 +109,12 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
   }, 1000);
   gaugeTimer.unref();
 
+  // Woken by an ack that frees space, or after 1 s (a full disk can get space from elsewhere).
   const waitForSpace = () =>
     new Promise<void>((resolve) => {
       stalls.inc();
       spaceWaiters.push(resolve);
+      setTimeout(resolve, 1000).unref();
     });
 
   type Run = { service: string; tmin: number; tmax: number; bufs: Buffer[] };
@@ -147,22 +149,61 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
     return out;
   }
 
-  function commit(runs: Run[], chunk: string | undefined, records: number): void {
-    runs.forEach((r, i) =>
-      buffer.append(r.bufs, {
-        service: r.service,
-        tmin: r.tmin,
-        tmax: r.tmax,
-        ...(chunk && i === runs.length - 1 ? { chunk } : {}),
-      }),
-    );
+  let diskFull: DiskFullError | undefined;
+  /**
+   * Appends the runs to the buffer, removing each from `runs` once stored (the chunk id goes
+   * with the last). False when the disk is full: the rest stays in `runs` for a retry, nothing
+   * is acked, and the caller waits (backpressure on the sender).
+   */
+  function commit(runs: Run[], chunk: string | undefined, records: number): boolean {
+    try {
+      while (runs.length > 0) {
+        const r = runs[0]!;
+        buffer.append(r.bufs, {
+          service: r.service,
+          tmin: r.tmin,
+          tmax: r.tmax,
+          ...(chunk && runs.length === 1 ? { chunk } : {}),
+        });
+        runs.shift();
+      }
+    } catch (err) {
+      if (!(err instanceof DiskFullError)) throw err;
+      if (!diskFull)
+        log.error(
+          { dir: err.dir },
+          `${err.message}; input paused, nothing is acked until it is stored`,
+        );
+      diskFull = err;
+      return false;
+    }
+    if (diskFull) log.info({ dir: diskFull.dir }, 'buffer dir has space again; input resumed');
+    diskFull = undefined;
     recordsIn.inc(records);
+    return true;
+  }
+
+  /** Stores what `commit` could not, once there is room, then acks the chunk. */
+  async function commitWhenRoom(
+    sock: Socket,
+    runs: Run[],
+    chunk: string | undefined,
+    records: number,
+  ): Promise<void> {
+    for (;;) {
+      while (buffer.full) await waitForSpace();
+      if (commit(runs, chunk, records)) break;
+    }
+    if (chunk) sock.write(encodeAck(chunk));
   }
 
   /**
    * Stores one events frame and acks it. Synchronous (the common case: no metadata lookup
    * pending, buffer not full) returns true; otherwise returns the promise of doing it.
    */
+  /** Chunks being stored right now: a resend of one (its ack was late) waits for it, not stores it. */
+  const pending = new Map<string, Promise<void>>();
+
   function handleFrame(sock: Socket, f: Frame): true | Promise<void> {
     if (f.kind !== 'events') return true; // heartbeats; acks/handshakes are not ours to answer
     const chunk = f.option.chunk;
@@ -171,26 +212,38 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
       sock.write(encodeAck(chunk));
       return true;
     }
+    const inFlight = chunk ? pending.get(chunk) : undefined;
+    if (inFlight) {
+      resent.inc();
+      return inFlight.then(() => void sock.write(encodeAck(chunk!)));
+    }
     const entries = f.entries ?? decodeEntries(f.blob!);
     const metas = metasNow(entries);
+    let stored: Promise<void>;
     if (metas && !buffer.full) {
-      commit(prepare(entries, metas), chunk, entries.length);
-      if (chunk) sock.write(encodeAck(chunk));
-      return true;
+      const runs = prepare(entries, metas);
+      if (commit(runs, chunk, entries.length)) {
+        if (chunk) sock.write(encodeAck(chunk));
+        return true;
+      }
+      stored = commitWhenRoom(sock, runs, chunk, entries.length);
+    } else {
+      stored = (async () => {
+        const ms = await Promise.all(
+          entries.map((e) =>
+            needsMeta(e.record) && typeof e.record.container_id === 'string'
+              ? meta.get(e.record.container_id)
+              : undefined,
+          ),
+        );
+        await commitWhenRoom(sock, prepare(entries, ms), chunk, entries.length);
+      })();
     }
-    return (async () => {
-      const ms = await Promise.all(
-        entries.map((e) =>
-          needsMeta(e.record) && typeof e.record.container_id === 'string'
-            ? meta.get(e.record.container_id)
-            : undefined,
-        ),
-      );
-      const runs = prepare(entries, ms);
-      while (buffer.full) await waitForSpace();
-      commit(runs, chunk, entries.length);
-      if (chunk) sock.write(encodeAck(chunk));
-    })();
+    if (chunk) {
+      pending.set(chunk, stored);
+      void stored.finally(() => pending.delete(chunk)).catch(() => undefined);
+    }
+    return stored;
   }
 
   const sockets = new Set<Socket>();

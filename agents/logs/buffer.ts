@@ -36,6 +36,7 @@ import {
 import { unlink } from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
+import { DiskFullError, noSpaceCode } from '../common/errors.js';
 
 export type FsyncPolicy = 'always' | 'interval' | 'never';
 
@@ -133,8 +134,12 @@ export class DiskBuffer {
     return this.segments.reduce((n, s) => n + s.size, 0);
   }
 
+  /** Until when writes are held back after the disk filled up (ms since epoch). */
+  private noSpaceUntil = 0;
+
+  /** Over `maxBytes`, or the disk was full within the last second (then the next append retries). */
   get full(): boolean {
-    return this.bytes >= this.opts.maxBytes;
+    return this.bytes >= this.opts.maxBytes || Date.now() < this.noSpaceUntil;
   }
 
   /** Records appended but not yet acked. */
@@ -150,11 +155,22 @@ export class DiskBuffer {
     return this.chunks.has(chunk);
   }
 
-  /** Appends one block of `entries` (each a msgpack `[time, record]`); returns its first seq. */
+  /**
+   * Appends one block of `entries` (each a msgpack `[time, record]`); returns its first seq.
+   * A full disk throws DiskFullError after cutting off what part of the block was written, so
+   * the buffer is as before and the caller may retry (`full` stays true for a second).
+   */
   append(entries: Buffer[], meta: BlockMeta): number {
     const first = this.nextSeq;
     const active = this.segments[this.segments.length - 1];
-    if (!active || active.size >= this.segmentBytes) this.rotate(first);
+    // After a full disk, a fully acked active segment is rotated away so its space comes back
+    // (acked space is only freed a whole segment at a time).
+    const reclaim = this.noSpaceUntil > 0 && this.backlog === 0 && (active?.size ?? 0) > 0;
+    try {
+      if (!active || active.size >= this.segmentBytes || reclaim) this.rotate(first);
+    } catch (err) {
+      throw this.noSpace(err);
+    }
     const seg = this.segments[this.segments.length - 1]!;
     const metaBuf = Buffer.from(JSON.stringify(meta));
     const blobLen = entries.reduce((n, e) => n + e.length, 0);
@@ -165,8 +181,13 @@ export class DiskBuffer {
     head.writeUInt16BE(metaBuf.length, 16);
     const block = Buffer.concat([head, metaBuf, ...entries]);
     let off = 0;
-    while (off < block.length)
-      off += writeSync(this.fd, block, off, block.length - off, seg.size + off);
+    try {
+      while (off < block.length)
+        off += writeSync(this.fd, block, off, block.length - off, seg.size + off);
+    } catch (err) {
+      if (off > 0) ftruncateSync(this.fd, seg.size);
+      throw this.noSpace(err);
+    }
     this.remember2(seg.first, seg.size, {
       block: {
         firstSeq: first,
@@ -177,6 +198,7 @@ export class DiskBuffer {
       total: block.length,
     });
     seg.size += block.length;
+    this.noSpaceUntil = 0;
     this.nextSeq = first + entries.length;
     if (meta.chunk) this.remember(meta.chunk);
     if (this.opts.fsync === 'always') fdatasyncSync(this.fd);
@@ -261,13 +283,29 @@ export class DiskBuffer {
     }
   }
 
+  /** A DiskFullError for ENOSPC/EDQUOT (holding appends back for a second); other errors as they are. */
+  private noSpace(err: unknown): unknown {
+    const code = noSpaceCode(err);
+    if (!code) return err;
+    this.noSpaceUntil = Date.now() + 1000;
+    return new DiskFullError(this.opts.dir, code);
+  }
+
   // A stale cursor only means a resend after restart, which the aggregator drops by seq: so it
-  // is written at most every 200 ms and not fsynced.
+  // is written at most every 200 ms and not fsynced. On a full disk it is tried again in 1 s.
   private saveCursor(): void {
     this.cursorTimer = undefined;
     const file = join(this.opts.dir, 'cursor');
-    writeFileSync(`${file}.tmp`, JSON.stringify({ acked: this.acked, next: this.nextSeq }));
-    renameSync(`${file}.tmp`, file);
+    try {
+      writeFileSync(`${file}.tmp`, JSON.stringify({ acked: this.acked, next: this.nextSeq }));
+      renameSync(`${file}.tmp`, file);
+    } catch (err) {
+      if (!noSpaceCode(err)) throw err;
+      if (this.fd >= 0 && !this.cursorTimer) {
+        this.cursorTimer = setTimeout(() => this.saveCursor(), 1000);
+        this.cursorTimer.unref();
+      }
+    }
   }
 
   sync(): void {
@@ -281,6 +319,7 @@ export class DiskBuffer {
     clearInterval(this.timer);
     clearTimeout(this.cursorTimer);
     this.saveCursor();
+    clearTimeout(this.cursorTimer);
     this.sync();
     if (this.fd >= 0) closeSync(this.fd);
     this.fd = -1;
@@ -328,11 +367,13 @@ export class DiskBuffer {
   }
 
   private rotate(first: number): void {
+    // Open the new segment first: if that fails (disk full), the current one stays usable.
+    const fd = openSync(this.segPath(first), 'w+');
     if (this.fd >= 0) {
       fdatasyncSync(this.fd);
       closeSync(this.fd);
     }
-    this.fd = openSync(this.segPath(first), 'w+');
+    this.fd = fd;
     this.segments.push({ first, size: 0 });
     this.dropAcked();
   }

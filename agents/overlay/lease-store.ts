@@ -19,6 +19,7 @@ import {
 } from './lease.js';
 import type { Cidr } from './ip.js';
 import { errorMessage } from '../common/errors.js';
+import { keepAliveOnce } from '../common/etcd.js';
 
 export interface StoreEvents {
   /** The lease set changed (any put/delete, or a fresh list). */
@@ -186,17 +187,8 @@ export class LeaseStore extends EventEmitter<StoreEvents> {
   }
 
   /** One keep-alive round trip; resolves the remaining TTL in seconds (0 = the lease is gone). */
-  async keepAlive(id: string): Promise<number> {
-    const stream = await this.client.leaseClient.leaseKeepAlive();
-    try {
-      return await new Promise<number>((resolve, reject) => {
-        stream.on('data', (res: { TTL: string }) => resolve(Number(res.TTL)));
-        stream.on('error', reject);
-        stream.write({ ID: id });
-      });
-    } finally {
-      stream.end();
-    }
+  keepAlive(id: string): Promise<number> {
+    return keepAliveOnce(this.client, id);
   }
 
   async close(): Promise<void> {

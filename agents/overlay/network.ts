@@ -131,6 +131,14 @@ export class OverlayNetwork {
         'how',
       ]),
       renewals: m.counter('lease_renewals_total', 'Lease keep-alives by result', ['result']),
+      expiry: m.gauge(
+        'lease_expiry_timestamp_seconds',
+        'When our etcd lease expires unless renewed (Unix time; 0 = reservation or none yet)',
+      ),
+      unprogrammed: m.gauge(
+        'peers_unprogrammed',
+        'Other hosts with a lease but no route programmed (bad lease data or a failed route op)',
+      ),
       peers: m.gauge('peers', 'Other hosts in the desired kernel state'),
       leases: m.gauge('leases', 'Leases currently in etcd'),
       reconciles: m.counter('reconciles_total', 'Reconcile passes'),
@@ -302,6 +310,8 @@ export class OverlayNetwork {
         `holding subnet ${formatCidr(held.subnet)} (${how}, etcd lease ${held.etcdLease})`,
       );
       this.held = held;
+      // Approximate for an adopted lease until the first renewal reports its real TTL.
+      this.m.expiry.set(held.etcdLease === '0' ? 0 : Date.now() / 1000 + this.o.leaseTtlSeconds);
       break;
     }
     await backend.configure(this.held.subnet);
@@ -340,6 +350,7 @@ export class OverlayNetwork {
       const ttl = await this.store.keepAlive(held.etcdLease);
       if (ttl > 0) {
         this.m.renewals.inc({ result: 'ok' });
+        this.m.expiry.set(Date.now() / 1000 + ttl);
         return;
       }
       this.m.renewals.inc({ result: 'lost' });
@@ -347,7 +358,11 @@ export class OverlayNetwork {
       await this.acquire();
     } catch (err) {
       this.m.renewals.inc({ result: 'error' });
-      this.o.log.warn(`lease keep-alive failed: ${errorMessage(err)}`);
+      this.o.log.warn(`lease keep-alive failed: ${errorMessage(err)}; retrying in 5 s`);
+      // Do not wait a whole renewal period (up to TTL/3) after a failure.
+      const t = setTimeout(() => void this.renew(), 5000);
+      t.unref();
+      this.timers.push(t);
     }
   }
 
@@ -430,6 +445,9 @@ export class OverlayNetwork {
     for (const op of ops) this.m.ops.inc({ kind: op.kind, action: op.action });
     this.m.reconciles.inc();
     this.m.peers.set(desired.routes.length);
+    const others = [...this.store.leases.values()].filter((l) => l.key !== held.key).length;
+    const failedRoutes = failures.filter((f) => f.op.kind === 'route' && f.op.action !== 'del');
+    this.m.unprogrammed.set(Math.max(0, others - desired.routes.length) + failedRoutes.length);
     end();
     if (ops.length > 0)
       this.o.log.debug({ ops: ops.length, failed: failures.length }, 'reconciled kernel state');

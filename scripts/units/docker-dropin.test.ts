@@ -15,6 +15,7 @@ test('the Docker drop-in gives dockerd the overlay subnet, dnsd on the bridge an
   assert.equal(o.bip, '10.5.7.1/24');
   assert.equal(o.mtu, 1450);
   assert.deepEqual(o.dns, ['10.5.7.1']);
+  assert.deepEqual(o.dnsSearch, ['skydns.local']);
   assert.equal(o.logDriver, 'fluentd');
   assert.deepEqual(o.logOpts, {
     'fluentd-address': '127.0.0.1:24224',
@@ -56,6 +57,7 @@ test('a real shell runs the drop-in line to the same dockerd arguments', () => {
     `--mtu=${o.mtu}`,
     ...o.other.filter((w) => w.startsWith('--ip-masq')),
     ...o.dns.map((d) => `--dns=${d}`),
+    ...o.dnsSearch.map((d) => `--dns-search=${d}`),
     `--log-driver=${o.logDriver}`,
     ...Object.entries(o.logOpts).flatMap(([k, v]) => ['--log-opt', `${k}=${v}`]),
   ];

@@ -10,6 +10,8 @@ export interface DropInDockerOptions {
   bip: string;
   mtu: number;
   dns: string[];
+  /** --dns-search domains: dnsd's zone, so containers resolve short names. */
+  dnsSearch: string[];
   logDriver: string;
   logOpts: Record<string, string>;
   /** Every other flag as written, e.g. `--ip-masq=false`, `--host=fd://`. */
@@ -29,7 +31,15 @@ export function dockerOptionsFromDropIn(
   const words = script.split(/\s+/).filter((w) => w !== '' && w !== '$DOCKER_OPTS');
   if (words[0] !== 'exec' || !words[1]?.endsWith('/dockerd'))
     throw new Error(`drop-in script does not exec dockerd: ${script}`);
-  const out: DropInDockerOptions = { bip: '', mtu: 0, dns: [], logDriver: '', logOpts: {}, other: [] };
+  const out: DropInDockerOptions = {
+    bip: '',
+    mtu: 0,
+    dns: [],
+    dnsSearch: [],
+    logDriver: '',
+    logOpts: {},
+    other: [],
+  };
   const rest = words.slice(2);
   for (let i = 0; i < rest.length; i++) {
     const w = rest[i]!;
@@ -45,6 +55,9 @@ export function dockerOptionsFromDropIn(
         break;
       case 'dns':
         out.dns.push(value);
+        break;
+      case 'dns-search':
+        out.dnsSearch.push(value);
         break;
       case 'log-driver':
         out.logDriver = value;

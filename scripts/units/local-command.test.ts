@@ -31,7 +31,7 @@ test('localCommand: logsd agent with its buffer relocated and the host name', ()
     name: 'logsd.service',
     repoRoot: REPO_ROOT,
     node: 'node',
-    env: { FLOTILLA_LOGS_AGGREGATOR: '10.77.0.4:24240' },
+    env: { FLOTILLA_LOGS_AGGREGATOR: '10.77.0.4:24240', COREOS_PRIVATE_IPV4: '10.77.0.3' },
     specifiers: { H: 'flt-h2' },
     relocate: { '/var/lib/flotilla/': '/tmp/c/h2/lib/' },
   });
@@ -47,6 +47,8 @@ test('localCommand: logsd agent with its buffer relocated and the host name', ()
     '10.77.0.4:24240',
     '--hostname',
     'flt-h2',
+    '--http',
+    '10.77.0.3:24230',
   ]);
 });
 

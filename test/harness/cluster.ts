@@ -13,11 +13,33 @@ import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { randomBytes } from 'node:crypto';
 import type Docker from 'dockerode';
-import { startEtcd, type EtcdHandle } from './etcd.js';
-import { createHostNs, createUnderlay, pickSubnet, type Underlay } from './network.js';
+import {
+  memberCommand,
+  memberStatus,
+  startEtcd,
+  waitForEtcd,
+  type EtcdHandle,
+  type EtcdMember,
+  type MemberStatus,
+} from './etcd.js';
+import {
+  createEtcdNs,
+  createHostNs,
+  createUnderlay,
+  pickSubnet,
+  type Underlay,
+} from './network.js';
 import { startDockerd, type DockerOptions } from './dockerd.js';
 import { ensureTestImage, TEST_IMAGE } from './image.js';
-import { run, startProcess, stopPid, type RunResult, type StartedProcess } from './proc.js';
+import {
+  must,
+  run,
+  startProcess,
+  stopPid,
+  waitFor,
+  type RunResult,
+  type StartedProcess,
+} from './proc.js';
 import {
   loadState,
   onProcessExit,
@@ -29,7 +51,7 @@ import {
 } from './state.js';
 import { readdirSync } from 'node:fs';
 
-export type { DockerOptions, RunResult, StartedProcess };
+export type { DockerOptions, EtcdMember, MemberStatus, RunResult, StartedProcess };
 
 export interface ClusterOptions {
   /** Short label used in log file names. */
@@ -41,6 +63,12 @@ export interface ClusterOptions {
   id?: string;
   /** Survives the process that created it (the local cluster). */
   persistent?: boolean;
+  /**
+   * etcd members (default 1, in the hub namespace). With 3 (or 5), each member runs in its own
+   * namespace `flt<id>-e<i>` on the underlay at `<subnet>.(100+i)`, so a test can kill one, find
+   * and kill the leader, or cut one off from its peers (`partitionEtcd`).
+   */
+  etcdMembers?: number;
 }
 
 export interface ContainerRunOptions {
@@ -88,6 +116,7 @@ function installHandlers(): void {
 export class Host {
   dockerHandle: { proc: StartedProcess; socket: string; docker: Docker } | undefined;
   lastDockerOptions: DockerOptions = {};
+  private readonly cut: { d: string; port: number }[] = [];
 
   constructor(
     readonly cluster: Cluster,
@@ -149,6 +178,73 @@ export class Host {
     });
     this.cluster.track(p.pid, `${this.name}: ${cmd.join(' ').slice(0, 120)}`);
     return p;
+  }
+
+  /**
+   * Cuts this host off from TCP `port` on `ips` (every address when empty): new connections are
+   * reset by an iptables rule inside this host's namespace and open ones are destroyed
+   * (`ss -K`), so agents here see a real disconnect at once. `reconnectTcp` undoes it.
+   */
+  async disconnectTcp(port: number, ips: string[] = []): Promise<void> {
+    const dsts = ips.length > 0 ? ips : ['0.0.0.0/0'];
+    for (const d of dsts)
+      await must([
+        'nsenter',
+        `--net=${this.nsPath}`,
+        'iptables',
+        '-w',
+        '-I',
+        'OUTPUT',
+        '-p',
+        'tcp',
+        '-d',
+        d,
+        '--dport',
+        String(port),
+        '-j',
+        'REJECT',
+        '--reject-with',
+        'tcp-reset',
+      ]);
+    this.cut.push(...dsts.map((d) => ({ d, port })));
+    const filter =
+      ips.length > 0
+        ? ['(', ...ips.flatMap((ip, i) => [...(i ? ['or'] : []), 'dst', ip]), ')']
+        : [];
+    await run([
+      'nsenter',
+      `--net=${this.nsPath}`,
+      'ss',
+      '-K',
+      '-tn',
+      ...filter,
+      'dport',
+      '=',
+      `:${port}`,
+    ]);
+  }
+
+  /** Removes every rule `disconnectTcp` added on this host. */
+  async reconnectTcp(): Promise<void> {
+    for (const { d, port } of this.cut.splice(0))
+      await run([
+        'nsenter',
+        `--net=${this.nsPath}`,
+        'iptables',
+        '-w',
+        '-D',
+        'OUTPUT',
+        '-p',
+        'tcp',
+        '-d',
+        d,
+        '--dport',
+        String(port),
+        '-j',
+        'REJECT',
+        '--reject-with',
+        'tcp-reset',
+      ]);
   }
 
   /** Stops a process started with `spawn` (SIGTERM, then SIGKILL after `graceMs`). */
@@ -255,6 +351,8 @@ export class Host {
 export class Cluster {
   readonly hosts: Host[] = [];
   etcd!: EtcdHandle;
+  /** The members of a multi-member etcd (empty for the single hub etcd). */
+  readonly etcdMembers: EtcdMember[] = [];
   private stopped = false;
 
   constructor(
@@ -289,6 +387,113 @@ export class Cluster {
   updateHost(name: string, patch: Partial<RunState['hosts'][number]>): void {
     const h = this.state.hosts.find((x) => x.name === name);
     if (h) Object.assign(h, patch);
+    saveState(this.state);
+  }
+
+  private saveMembers(): void {
+    this.state.etcdMembers = this.etcdMembers.map((m) => ({
+      name: m.name,
+      ns: m.ns,
+      ip: m.ip,
+      ...(m.proc ? { pid: m.proc.pid } : {}),
+    }));
+    saveState(this.state);
+  }
+
+  private member(name: string): EtcdMember {
+    const m = this.etcdMembers.find((x) => x.name === name);
+    if (!m)
+      throw new Error(
+        `no etcd member ${name} (members: ${this.etcdMembers.map((x) => x.name).join(', ') || 'none: start with etcdMembers: 3'})`,
+      );
+    return m;
+  }
+
+  /** (Re)starts member `name` from its data dir; resolves when it answers a health check. */
+  async startEtcdMember(name: string, wait = true): Promise<void> {
+    const m = this.member(name);
+    if (m.proc) throw new Error(`etcd member ${name} is already running`);
+    m.proc = startProcess(memberCommand(m, this.etcdMembers, `flt${this.id}`), {
+      logFile: m.logFile,
+      detached: this.persistent,
+    });
+    this.track(m.proc.pid, `etcd member ${name}`);
+    this.saveMembers();
+    if (wait) await waitForEtcd(m.client);
+  }
+
+  /** Stops member `name`: SIGKILL (no graceful step-down) by default, or SIGTERM. */
+  async stopEtcdMember(name: string, signal: 'SIGKILL' | 'SIGTERM' = 'SIGKILL'): Promise<void> {
+    const m = this.member(name);
+    const p = m.proc;
+    if (!p) return;
+    if (signal === 'SIGKILL') {
+      try {
+        process.kill(p.pid, 'SIGKILL');
+      } catch {
+        /* already gone */
+      }
+      await Promise.race([p.exited, new Promise((r) => setTimeout(r, 5000))]);
+    } else await stopPid(p.pid, 10_000);
+    m.proc = undefined;
+    this.untrack(p.pid);
+    this.saveMembers();
+  }
+
+  /** Each running member's own view (ID, the leader it follows, term, revision). */
+  async etcdStatus(): Promise<MemberStatus[]> {
+    const all = await Promise.all(this.etcdMembers.filter((m) => m.proc).map(memberStatus));
+    return all.filter((s): s is MemberStatus => s !== undefined);
+  }
+
+  /**
+   * The member that a majority of all members follows as leader, waiting up to `timeoutMs` for
+   * one (after a kill, the election takes a few seconds).
+   */
+  async etcdLeader(timeoutMs = 20_000): Promise<EtcdMember> {
+    const quorum = Math.floor(this.etcdMembers.length / 2) + 1;
+    return waitFor(
+      'an etcd leader followed by a majority',
+      async () => {
+        const st = await this.etcdStatus();
+        for (const s of st) {
+          if (s.leader !== s.id || this.state.partitioned?.includes(s.member.name)) continue;
+          if (st.filter((x) => x.leader === s.id).length >= quorum) return s.member;
+        }
+        return undefined;
+      },
+      timeoutMs,
+      200,
+    );
+  }
+
+  /**
+   * Cuts member `name` off from the other members (iptables DROP of their addresses, both ways,
+   * inside the member's own namespace); clients still reach it. `healEtcd` removes the rules.
+   */
+  async partitionEtcd(name: string): Promise<void> {
+    const m = this.member(name);
+    const others = this.etcdMembers.filter((x) => x !== m).map((x) => x.ip);
+    const ipt = (args: string[]) =>
+      must(['nsenter', `--net=/var/run/netns/${m.ns}`, 'iptables', '-w', ...args]);
+    for (const ip of others) {
+      await ipt(['-I', 'INPUT', '-s', ip, '-j', 'DROP']);
+      await ipt(['-I', 'OUTPUT', '-d', ip, '-j', 'DROP']);
+    }
+    this.state.partitioned = [...new Set([...(this.state.partitioned ?? []), name])];
+    saveState(this.state);
+  }
+
+  async healEtcd(name: string): Promise<void> {
+    const m = this.member(name);
+    const others = this.etcdMembers.filter((x) => x !== m).map((x) => x.ip);
+    const ipt = (args: string[]) =>
+      run(['nsenter', `--net=/var/run/netns/${m.ns}`, 'iptables', '-w', ...args]);
+    for (const ip of others) {
+      await ipt(['-D', 'INPUT', '-s', ip, '-j', 'DROP']);
+      await ipt(['-D', 'OUTPUT', '-d', ip, '-j', 'DROP']);
+    }
+    this.state.partitioned = (this.state.partitioned ?? []).filter((x) => x !== name);
     saveState(this.state);
   }
 
@@ -349,14 +554,18 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
     const cluster = new Cluster(state, underlay);
     active.delete(placeholder);
     active.add(cluster);
-    cluster.etcd = await startEtcd({
-      netns: underlay.hubNs,
-      ip: underlay.hubIp,
-      dir,
-      name: `flt${id}`,
-    });
-    cluster.track(cluster.etcd.proc.pid, 'etcd');
-    state.etcdEndpoints = cluster.etcd.endpoints;
+    const members = opts.etcdMembers ?? 1;
+    if (members > 1) await startEtcdMembers(cluster, underlay, members);
+    else {
+      cluster.etcd = await startEtcd({
+        netns: underlay.hubNs,
+        ip: underlay.hubIp,
+        dir,
+        name: `flt${id}`,
+      });
+      cluster.track(cluster.etcd.proc.pid, 'etcd');
+      state.etcdEndpoints = cluster.etcd.endpoints;
+    }
     for (let i = 1; i <= opts.hosts; i++) {
       state.namespaces.push(`flt${id}-h${i}`);
       saveState(state);
@@ -378,4 +587,30 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
     teardown(state);
     throw err;
   }
+}
+
+/** Creates one namespace per member, starts all members at once (they bootstrap together). */
+async function startEtcdMembers(cluster: Cluster, underlay: Underlay, n: number): Promise<void> {
+  const { state } = cluster;
+  for (let i = 1; i <= n; i++) {
+    state.namespaces.push(`flt${state.id}-e${i}`);
+    saveState(state);
+    const { name: ns, ip } = await createEtcdNs(state.id, underlay, i);
+    const dataDir = join(state.dir, `etcd-m${i}`);
+    mkdirSync(dataDir, { recursive: true });
+    cluster.etcdMembers.push({
+      name: `m${i}`,
+      ns,
+      ip,
+      client: `http://${ip}:2379`,
+      peer: `http://${ip}:2380`,
+      dataDir,
+      logFile: join(state.dir, `etcd-m${i}.log`),
+      proc: undefined,
+    });
+  }
+  state.etcdEndpoints = cluster.etcdMembers.map((m) => m.client);
+  for (const m of cluster.etcdMembers) await cluster.startEtcdMember(m.name, false);
+  await Promise.all(cluster.etcdMembers.map((m) => waitForEtcd(m.client)));
+  await cluster.etcdLeader();
 }

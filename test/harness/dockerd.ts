@@ -12,6 +12,7 @@ export interface DockerOptions {
   bip?: string;
   mtu?: number;
   dns?: string[];
+  dnsSearch?: string[];
   logDriver?: string;
   logOpts?: Record<string, string>;
   /** Extra raw dockerd flags. */
@@ -51,6 +52,7 @@ export function dockerdArgs(
   if (o.bip) args.push('--bip', o.bip);
   if (o.mtu) args.push('--mtu', String(o.mtu));
   for (const d of o.dns ?? []) args.push('--dns', d);
+  for (const d of o.dnsSearch ?? []) args.push('--dns-search', d);
   if (o.logDriver) args.push('--log-driver', o.logDriver);
   for (const [k, v] of Object.entries(o.logOpts ?? {})) args.push('--log-opt', `${k}=${v}`);
   args.push(...(o.extra ?? []));

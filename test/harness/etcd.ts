@@ -6,13 +6,19 @@ import { join } from 'node:path';
 import { mkdirSync } from 'node:fs';
 import { startProcess, waitFor, run, type StartedProcess } from './proc.js';
 
-/** The command line of a single-member etcd (v2 API on, as fleet needs it). */
+/**
+ * The command line of an etcd member (v2 API on, as fleet needs it): a single-member cluster, or
+ * one member of `initialCluster` ("m1=http://…:2380,m2=…") bootstrapped with `token`.
+ */
 export function etcdCommand(o: {
   name: string;
   dataDir: string;
   listen: string[];
   advertise: string;
   peer: string;
+  listenPeer?: string;
+  initialCluster?: string;
+  token?: string;
 }): string[] {
   return [
     'etcd',
@@ -25,11 +31,12 @@ export function etcdCommand(o: {
     '--advertise-client-urls',
     o.advertise,
     '--listen-peer-urls',
-    o.peer,
+    o.listenPeer ?? o.peer,
     '--initial-advertise-peer-urls',
     o.peer,
     '--initial-cluster',
-    `${o.name}=${o.peer}`,
+    o.initialCluster ?? `${o.name}=${o.peer}`,
+    ...(o.token ? ['--initial-cluster-token', o.token] : []),
     '--enable-v2=true',
     '--log-level',
     'warn',
@@ -84,4 +91,86 @@ export async function startEtcd(opts: {
   );
   await waitForEtcd(client);
   return { endpoints: [client], proc, dataDir };
+}
+
+/** One member of a multi-member etcd: its own namespace on the underlay, its own data dir. */
+export interface EtcdMember {
+  name: string;
+  ns: string;
+  ip: string;
+  client: string;
+  peer: string;
+  dataDir: string;
+  logFile: string;
+  /** Set while the member runs (started by the harness). */
+  proc: StartedProcess | undefined;
+}
+
+/** The member's etcd command; the same line restarts it from its data dir (flags then ignored). */
+export function memberCommand(m: EtcdMember, all: EtcdMember[], token: string): string[] {
+  return [
+    'nsenter',
+    `--net=/var/run/netns/${m.ns}`,
+    ...etcdCommand({
+      name: m.name,
+      dataDir: m.dataDir,
+      listen: [m.client, 'http://127.0.0.1:2379'],
+      advertise: m.client,
+      peer: m.peer,
+      initialCluster: all.map((x) => `${x.name}=${x.peer}`).join(','),
+      token,
+    }),
+  ];
+}
+
+export interface MemberStatus {
+  member: EtcdMember;
+  /** etcd's member ID of this member, hex. */
+  id: string;
+  /** The leader this member believes in ("0" = none). */
+  leader: string;
+  raftTerm: number;
+  revision: number;
+}
+
+/** `etcdctl endpoint status` of one member; undefined when it does not answer within 2 s. */
+export async function memberStatus(m: EtcdMember): Promise<MemberStatus | undefined> {
+  const r = await run(
+    [
+      'etcdctl',
+      '--endpoints',
+      m.client,
+      '--dial-timeout',
+      '1s',
+      '--command-timeout',
+      '1500ms',
+      'endpoint',
+      'status',
+      '-w',
+      'json',
+    ],
+    { timeoutMs: 3000 },
+  );
+  if (r.code !== 0) return undefined;
+  try {
+    // IDs are uint64: quote them before JSON.parse rounds them to a float.
+    const text = r.stdout.replace(/"(member_id|leader|cluster_id)":(\d+)/g, '"$1":"$2"');
+    const [s] = JSON.parse(text) as {
+      Status: {
+        header: { member_id: number | string; revision: number };
+        leader: number | string;
+        raftTerm: number;
+      };
+    }[];
+    if (!s) return undefined;
+    return {
+      member: m,
+      id: BigInt(s.Status.header.member_id).toString(16),
+      leader: BigInt(s.Status.leader).toString(16),
+      raftTerm: s.Status.raftTerm,
+      revision: s.Status.header.revision,
+    };
+  } catch {
+    return undefined;
+  }
 }

@@ -20,3 +20,4 @@ export {
 } from './proc.js';
 export { teardown, sweepLeftovers, loadState, listNamespaces, type RunState } from './state.js';
 export { freePort, startLocalEtcd, type LocalEtcd } from './local-etcd.js';
+export type { EtcdMember, MemberStatus } from './etcd.js';

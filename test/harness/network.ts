@@ -54,13 +54,30 @@ export async function createUnderlay(id: string, subnet: string): Promise<Underl
 }
 
 /** Creates host namespace `flt<id>-h<i>` with `eth0` on the underlay; returns its name and IP. */
-export async function createHostNs(
+export function createHostNs(
   id: string,
   u: Underlay,
   index: number,
 ): Promise<{ name: string; ip: string }> {
-  const name = `flt${id}-h${index}`;
-  const ip = `${u.subnet}.${10 + index}`;
+  return createNs(u, `flt${id}-h${index}`, `h${index}`, `${u.subnet}.${10 + index}`);
+}
+
+/** Namespace `flt<id>-e<i>` for etcd member i, `eth0` at `<subnet>.(100+i)`. */
+export function createEtcdNs(
+  id: string,
+  u: Underlay,
+  index: number,
+): Promise<{ name: string; ip: string }> {
+  return createNs(u, `flt${id}-e${index}`, `e${index}`, `${u.subnet}.${100 + index}`);
+}
+
+/** A namespace with `eth0` at `ip`, joined to the hub bridge by veth `hubLink`. */
+async function createNs(
+  u: Underlay,
+  name: string,
+  hubLink: string,
+  ip: string,
+): Promise<{ name: string; ip: string }> {
   await must(['ip', 'netns', 'add', name]);
   await must(['ip', '-n', name, 'link', 'set', 'lo', 'up']);
   await must([
@@ -69,7 +86,7 @@ export async function createHostNs(
     u.hubNs,
     'link',
     'add',
-    `h${index}`,
+    hubLink,
     'type',
     'veth',
     'peer',
@@ -78,7 +95,7 @@ export async function createHostNs(
     'netns',
     name,
   ]);
-  await must(['ip', '-n', u.hubNs, 'link', 'set', `h${index}`, 'master', 'br0', 'up']);
+  await must(['ip', '-n', u.hubNs, 'link', 'set', hubLink, 'master', 'br0', 'up']);
   await must(['ip', '-n', name, 'addr', 'add', `${ip}/24`, 'dev', 'eth0']);
   await must(['ip', '-n', name, 'link', 'set', 'eth0', 'up']);
   return { name, ip };

@@ -3,7 +3,9 @@
  * sidekicks, a container on host 1 resolving them through dnsd (dockerd --dns points at the
  * host), SRV with ports, NXDOMAIN with SOA, an outside name answered by a test upstream in
  * host 3's namespace, a killed sidekick's IP gone within its TTL, a change in etcd answered
- * within 100 ms, and registrator mode (`dnsd --docker`) following a labelled container.
+ * within 100 ms, answers spread over the instances (--round-robin: A rotation, SRV weights) over
+ * 1,000 queries from a container, and registrator mode (`dnsd --docker`) following a labelled
+ * container.
  */
 import { changeLatencies } from './change-latency.js';
 import { test } from 'node:test';
@@ -119,6 +121,49 @@ test(
         /AUTHORITY SECTION:\nskydns\.local\.\s+60\s+IN\s+SOA\s+ns\.dns\.skydns\.local\./,
       );
       assert.equal(ext.trim(), '192.0.2.55');
+
+      // Load spreading (--round-robin, the default): 1,000 queries from a container, each
+      // instance first in 50 % ± 5 %; SRV weights 10/90 lead in 10 % / 90 % ± 5 %.
+      await etcd
+        .put(`/skydns/local/skydns/wsrv/light`)
+        .value('{"host":"10.98.0.1","port":80,"weight":10}');
+      await etcd
+        .put(`/skydns/local/skydns/wsrv/heavy`)
+        .value('{"host":"10.98.0.2","port":80,"weight":90}');
+      const spread = await h1.run([
+        'sh',
+        '-c',
+        'for i in $(seq 1000); do echo web.skydns.local A; done > /tmp/a; ' +
+          'for i in $(seq 1000); do echo wsrv.skydns.local SRV; done > /tmp/s; ' +
+          'dig +short +tries=3 -f /tmp/a; echo ---; dig +short +tries=3 -f /tmp/s',
+      ]);
+      assert.equal(spread.code, 0, spread.stderr);
+      const [aLines, sLines] = spread.stdout.split('---\n').map((x) => x.trim().split('\n')) as [
+        string[],
+        string[],
+      ];
+      assert.equal(aLines.length, 2000, 'two addresses in each of 1,000 answers');
+      let firstIsWeb2 = 0;
+      for (let i = 0; i < 2000; i += 2) {
+        assert.deepEqual([aLines[i], aLines[i + 1]].sort(), [...ips].sort(), `answer ${i / 2}`);
+        if (aLines[i] === ips[0]) firstIsWeb2++;
+      }
+      assert.ok(Math.abs(firstIsWeb2 - 500) <= 50, `web2 first in ${firstIsWeb2} of 1,000`);
+      assert.equal(sLines.length, 2000, 'two SRV records in each of 1,000 answers');
+      let lightFirst = 0;
+      for (let i = 0; i < 2000; i += 2) if (sLines[i]!.startsWith('10 10 80 light.')) lightFirst++;
+      assert.ok(Math.abs(lightFirst - 100) <= 50, `weight 10 first in ${lightFirst} of 1,000`);
+      await etcd.delete().prefix('/skydns/local/skydns/wsrv/');
+
+      // A record without "ttl" under an etcd lease: the lease's time left, clamped to
+      // --min-lease-ttl (30 s), as CoreDNS; never the lease ID, never --ttl (3600).
+      const lease = etcd.lease(5, { autoKeepAlive: false });
+      await lease.put('/skydns/local/skydns/leased').value('{"host":"10.97.0.1"}');
+      const leased = async () =>
+        parse((await udpAsk(53, buildQuery('leased.skydns.local', T.A), 1000, h1.ip))!).answers;
+      await waitFor('leased record answered', async () => (await leased()).length === 1);
+      assert.equal((await leased())[0]!.ttl, 30);
+      await lease.revoke();
 
       // A killed sidekick's lease runs out: its IP leaves the answers within its TTL.
       process.kill(sidekicks[1]!.pid, 'SIGKILL');

@@ -8,7 +8,7 @@ import { changeLatencies } from './change-latency.js';
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Etcd3 } from 'etcd3';
 import {
@@ -215,7 +215,13 @@ test('announce: record under a lease while it runs, rewritten after etcd comes b
     async () => (await etcd.get(key).exec()).kvs[0],
     10_000,
   );
-  assert.deepEqual(JSON.parse(kv.value.toString()), { host: '10.2.0.1', port: 8080, ttl: 2 });
+  assert.deepEqual(JSON.parse(kv.value.toString()), {
+    host: '10.2.0.1',
+    port: 8080,
+    ttl: 2,
+    hostname: hostname(),
+    health: 'unchecked',
+  });
   assert.notEqual(kv.lease, '0');
   // Kept alive past its TTL.
   await new Promise((r) => setTimeout(r, 3000));

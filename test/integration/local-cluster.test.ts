@@ -5,8 +5,16 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { existsSync, readlinkSync } from 'node:fs';
-import { alive, listNamespaces } from '../harness/index.js';
+import { alive, listNamespaces, waitFor } from '../harness/index.js';
 import { demonstrate, upLocalCluster, OVERLAY_NETWORK } from '../../scripts/local-cluster.js';
+import { alerts } from '../../scripts/monitoring.js';
+
+async function promTargets(url: string): Promise<{ job: string; health: string }[]> {
+  const r = (await (await fetch(`${url}/api/v1/targets`)).json()) as {
+    data: { activeTargets: { labels: { job: string }; health: string }[] };
+  };
+  return r.data.activeTargets.map((t) => ({ job: t.labels.job, health: t.health }));
+}
 
 function inNetwork(ip: string, cidr: string): boolean {
   const [base, len] = cidr.split('/') as [string, string];
@@ -53,6 +61,8 @@ test(
       for (const ip of demo.dig.nginxIps)
         assert.ok(inNetwork(ip, OVERLAY_NETWORK), `${ip} not on the overlay`);
       assert.equal(demo.fetched.body, 'hello from flotilla-test\n');
+      // By the short name: the drop-in's --dns-search, dnsd's answer, an nginx on host 2 or 3.
+      assert.equal(demo.short.body, 'hello from flotilla-test\n');
 
       // dig web.skydns.local from a container answers exactly both instances.
       assert.deepEqual(demo.dig.answer, [...demo.dig.nginxIps].sort());
@@ -64,6 +74,52 @@ test(
           `no line from ${n.container} on ${n.host.name}:\n${demo.logs.lines.join('\n')}`,
         );
       }
+
+      // Prometheus scrapes every agent and etcd; logsd killed on host 2 fires FlotillaAgentDown.
+      const targets = await waitFor(
+        'every Prometheus target up',
+        async () => {
+          const t = await promTargets(lc.prometheusUrl);
+          return t.length > 0 && t.every((x) => x.health === 'up') ? t : undefined;
+        },
+        30_000,
+        500,
+      );
+      assert.deepEqual([...new Set(targets.map((t) => t.job))].sort(), [
+        'dnsd',
+        'etcd',
+        'logsd-agent',
+        'logsd-aggregator',
+        'overlayd',
+      ]);
+      assert.equal(targets.length, 3 * 3 + 1 + cluster.etcdEndpoints.length);
+      const h2 = cluster.hosts[1]!;
+      const logsd = lc.units.get(`${h2.name}/logsd.service`);
+      assert.ok(logsd, [...lc.units.keys()].join(' '));
+      await h2.kill(logsd, 0);
+      const killedAt = Date.now();
+      const firing = await waitFor(
+        'FlotillaAgentDown firing for logsd on host 2',
+        async () =>
+          (await alerts(lc.prometheusUrl)).find(
+            (a) =>
+              a.state === 'firing' &&
+              a.labels['alertname'] === 'FlotillaAgentDown' &&
+              a.labels['instance'] === `${h2.ip}:24230`,
+          ),
+        90_000,
+        1000,
+      );
+      assert.equal(firing.labels['job'], 'logsd-agent');
+      // `for: 30s`: not before 30 s after the kill.
+      assert.ok(Date.now() - killedAt >= 30_000, `fired after ${Date.now() - killedAt} ms`);
+      const others = (await alerts(lc.prometheusUrl)).filter(
+        (a) => a.labels['alertname'] === 'FlotillaAgentDown' && a !== firing,
+      );
+      assert.deepEqual(
+        others.map((a) => a.labels['instance']).filter((i) => i !== `${h2.ip}:24230`),
+        [],
+      );
     } finally {
       await cluster.stop();
     }

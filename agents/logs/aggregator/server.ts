@@ -9,7 +9,7 @@ import { createServer as netServer, type Server, type Socket } from 'node:net';
 import { createServer as tlsServer, type TlsOptions } from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '../../common/logger.js';
-import { errorMessage } from '../../common/errors.js';
+import { DiskFullError, errorMessage } from '../../common/errors.js';
 import { metricsFor, type MetricSet } from '../../common/metrics.js';
 import { startHealthServer, type HealthServer } from '../../common/http.js';
 import {
@@ -108,6 +108,11 @@ export async function startAggregator(cfg: AggregatorConfig): Promise<RunningAgg
   const dups = metrics.counter('records_duplicate_total', 'resent records dropped by dedup');
   const malformed = metrics.counter('malformed_total', 'connections closed for malformed input');
   const authFail = metrics.counter('auth_failures_total', 'shared-key handshakes that failed');
+  const refused = metrics.counter(
+    'refused_disk_full_total',
+    'batches refused (not acked) because the data dir was full',
+  );
+  let full = false;
   const store = new Store({
     dir: cfg.dataDir,
     fsync: cfg.fsync,
@@ -158,9 +163,22 @@ export async function startAggregator(cfg: AggregatorConfig): Promise<RunningAgg
         }
         if (acks.length) sock.write(Buffer.concat(acks));
       } catch (err) {
-        malformed.inc();
-        log.warn({ peer, err: errorMessage(err) }, 'malformed forward input; closing connection');
+        if (err instanceof DiskFullError) {
+          // Refused, not lost: nothing of it is acked, the agent keeps it and sends it again.
+          refused.inc();
+          if (!full)
+            log.error({ peer }, `cannot store records: ${err.message}; refusing writes (no ack)`);
+          full = true;
+        } else {
+          malformed.inc();
+          log.warn({ peer, err: errorMessage(err) }, 'malformed forward input; closing connection');
+        }
         sock.destroy();
+        return;
+      }
+      if (full && !store.diskFull) {
+        full = false;
+        log.info('data dir has space again; storing records');
       }
     });
     sock.on('error', () => undefined);
@@ -178,7 +196,7 @@ export async function startAggregator(cfg: AggregatorConfig): Promise<RunningAgg
       host: cfg.http.host,
       port: cfg.http.port,
       registry: metrics.registry,
-      ready: () => true,
+      ready: () => (store.diskFull ? `data dir ${cfg.dataDir} is full; refusing writes` : true),
       routes: queryRoutes(store),
     });
   log.info({ port, http: health?.port, dataDir: cfg.dataDir }, 'logs aggregator listening');

@@ -32,6 +32,7 @@ import {
   writeSync,
 } from 'node:fs';
 import { join } from 'node:path';
+import { DiskFullError, noSpaceCode } from '../../common/errors.js';
 import { decodeEntries, entryOffsets, type Entry } from '../forward/codec.js';
 
 export type FsyncPolicy = 'always' | 'interval' | 'never';
@@ -179,8 +180,9 @@ export class Store {
       const s = hdr.a !== undefined ? { s: seq } : {};
       this.write(p, { ...hdr, ...s, n: p.count, t0: p.tmin, t1: p.tmax });
       stored += p.count;
+      // Per block: if a later block of this batch hits a full disk, the resend skips this one.
+      if (hdr.a !== undefined) this.hwm.set(hdr.a, seq);
     }
-    if (hdr.a !== undefined) this.hwm.set(hdr.a, seq);
     if (hdr.c !== undefined) this.remember(hdr.c);
     if (this.o.fsync === 'always') this.sync();
     for (const p of parts) for (const fn of this.listeners) fn(p.service, p.blob);
@@ -274,7 +276,12 @@ export class Store {
     }
     seg.closed = true;
     this.checkpoint();
-    writeFileSync(seg.file.replace(/\.seg$/, '.idx'), JSON.stringify(seg));
+    try {
+      writeFileSync(seg.file.replace(/\.seg$/, '.idx'), JSON.stringify(seg));
+    } catch (err) {
+      // Without its index a segment is rebuilt from its blocks at open.
+      if (this.noSpace(err) === err) throw err;
+    }
   }
 
   private tick(): void {
@@ -282,10 +289,32 @@ export class Store {
     this.checkpoint();
   }
 
+  /** Until when the data dir counts as full after a write failed for lack of space (ms). */
+  private noSpaceUntil = 0;
+
+  /** A write failed for lack of space within the last 5 s (readiness, refusal logging). */
+  get diskFull(): boolean {
+    return Date.now() < this.noSpaceUntil;
+  }
+
+  /** DiskFullError for ENOSPC/EDQUOT (and remember it for `diskFull`); other errors as they are. */
+  private noSpace(err: unknown): unknown {
+    const code = noSpaceCode(err);
+    if (!code) return err;
+    this.noSpaceUntil = Date.now() + 5000;
+    return new DiskFullError(this.o.dir, code);
+  }
+
+  // The dedup marks are also in the blocks (recovered at open), so on a full disk the
+  // checkpoint is skipped and tried again on the next tick.
   private checkpoint(): void {
     const cp = join(this.o.dir, 'dedup.json');
-    writeFileSync(`${cp}.tmp`, JSON.stringify({ hwm: Object.fromEntries(this.hwm) }));
-    renameSync(`${cp}.tmp`, cp);
+    try {
+      writeFileSync(`${cp}.tmp`, JSON.stringify({ hwm: Object.fromEntries(this.hwm) }));
+      renameSync(`${cp}.tmp`, cp);
+    } catch (err) {
+      if (this.noSpace(err) === err) throw err;
+    }
   }
 
   private remember(chunk: string): void {
@@ -300,11 +329,20 @@ export class Store {
       list = [];
       this.segs.set(p.service, list);
     }
-    let seg = list[list.length - 1];
-    if (seg && !seg.closed && seg.size >= (this.o.segmentBytes ?? 64 << 20)) {
+    const last = list[list.length - 1];
+    if (last && !last.closed && last.size >= (this.o.segmentBytes ?? 64 << 20)) {
       this.close(p.service);
     }
-    seg = list[list.length - 1];
+    try {
+      this.writeBlock(p, hdr, list);
+    } catch (err) {
+      throw this.noSpace(err);
+    }
+  }
+
+  /** Appends one block; on a failed write cuts the segment back to its last whole block. */
+  private writeBlock(p: Part, hdr: BlockHeader, list: SegmentInfo[]): void {
+    let seg = list[list.length - 1];
     if (!seg || seg.closed) {
       const id = (seg?.id ?? 0) + 1;
       const dir = join(this.o.dir, serviceDir(p.service));
@@ -322,9 +360,14 @@ export class Store {
     const head = Buffer.allocUnsafe(HEAD);
     head.writeUInt32BE(p.blob.length, 0);
     head.writeUInt16BE(h.length, 4);
-    for (const b of [Buffer.concat([head, h]), p.blob]) {
-      let off = 0;
-      while (off < b.length) off += writeSync(fd, b, off, b.length - off);
+    try {
+      for (const b of [Buffer.concat([head, h]), p.blob]) {
+        let off = 0;
+        while (off < b.length) off += writeSync(fd, b, off, b.length - off);
+      }
+    } catch (err) {
+      ftruncateSync(fd, seg.size);
+      throw err;
     }
     this.dirty.add(fd);
     seg.size += HEAD + h.length + p.blob.length;

@@ -38,7 +38,7 @@ test('the env script, evaluated by sh, sets every variable and adds dist/bin to 
     'sh',
     [
       '-c',
-      `eval "$1"; eval "$1"; echo "$DOCKER_HOST|$ETCDCTL_API|$ETCDCTL_ENDPOINTS|$LOGS_SERVER"; echo "$PATH"`,
+      `eval "$1"; eval "$1"; echo "$DOCKER_HOST|$ETCDCTL_API|$ETCDCTL_ENDPOINTS|$LOGS_SERVER|$FLOTILLA_LOGS_SERVER"; echo "$PATH"`,
       'sh',
       script,
     ],
@@ -46,7 +46,7 @@ test('the env script, evaluated by sh, sets every variable and adds dist/bin to 
   ).split('\n');
   assert.equal(
     out[0],
-    'unix:///tmp/fltdemo/h2/docker/docker.sock|3|http://10.231.7.1:2379|http://10.231.7.11:24241',
+    'unix:///tmp/fltdemo/h2/docker/docker.sock|3|http://10.231.7.1:2379|http://10.231.7.11:24241|http://10.231.7.11:24241',
   );
   assert.equal(out[1], '/repo with space/dist/bin:/usr/bin:/bin');
 });

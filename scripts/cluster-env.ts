@@ -36,7 +36,8 @@ export function envScript(o: {
   lines.push(
     'export ETCDCTL_API=3',
     `export ETCDCTL_ENDPOINTS=${shQuote(o.etcdEndpoints.join(','))}`,
-    `export LOGS_SERVER=${shQuote(o.logsServer)}`,
+    // The logs CLI reads FLOTILLA_LOGS_SERVER first: set both, so an older value cannot win.
+    `export LOGS_SERVER=${shQuote(o.logsServer)} FLOTILLA_LOGS_SERVER=${shQuote(o.logsServer)}`,
     // Idempotent: eval it twice and PATH still has dist/bin once.
     `case ":$PATH:" in *:${shQuote(o.binDir)}:*) ;; *) export PATH=${shQuote(o.binDir)}:"$PATH" ;; esac`,
   );

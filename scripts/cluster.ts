@@ -52,6 +52,12 @@ function printAccess(c: {
     if (h.dockerSocket) lines.push(`      docker: DOCKER_HOST=unix://${h.dockerSocket} docker ps`);
     lines.push(`      env:    ${evalHint(i + 1)}`);
   });
+  const agg = c.hosts[0];
+  if (agg)
+    lines.push(
+      '',
+      `logs: http://${agg.ip}:24241/?service=nginx   (live tail page of the aggregator on host 1; open it in a browser here)`,
+    );
   lines.push('', 'status: npm run cluster -- status', 'stop:   npm run cluster -- down', '');
   process.stdout.write(lines.join('\n'));
 }

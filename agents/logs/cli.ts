@@ -13,15 +13,23 @@ import { packageVersion, runCommand } from '../common/agent.js';
 import { parseDuration, type FlagTable } from '../common/cli.js';
 import { UsageError } from '../common/errors.js';
 import type { LogLine } from './aggregator/query.js';
+import { etcdFlags, type EtcdSettings } from '../common/etcd.js';
+import { AGGREGATOR_KEY, discoverAggregator } from './discovery.js';
 import { visible } from './terminal.js';
 
 const serverFlag = {
   server: {
     type: 'string',
     value: 'URL',
-    help: 'aggregator query API',
-    default: 'http://127.0.0.1:24241',
-    env: ['LOGS_SERVER'],
+    help: `aggregator query API; default: the address the aggregator announces in etcd at ${AGGREGATOR_KEY}, else http://127.0.0.1:24241`,
+    env: ['FLOTILLA_LOGS_SERVER', 'LOGS_SERVER'],
+  },
+  ...etcdFlags('FLOTILLA'),
+  token: {
+    type: 'string',
+    value: 'TOKEN',
+    help: 'bearer token, when the aggregator runs with --http-token',
+    env: ['FLOTILLA_LOGS_TOKEN'],
   },
 } satisfies FlagTable;
 
@@ -131,10 +139,10 @@ function checkSince(v: string): string {
  * other filters just matched nothing).
  */
 async function unknownName(
-  server: string,
-  f: { service?: string; host?: string },
+  flags: Parameters<typeof get>[0],
+  f: { service?: string | undefined; host?: string | undefined },
 ): Promise<string | undefined> {
-  const body = (await (await get(server, '/v1/services')).json()) as {
+  const body = (await (await get(flags, '/v1/services')).json()) as {
     services: { service: string }[];
   };
   const known = body.services.map((s) => s.service).sort();
@@ -142,7 +150,7 @@ async function unknownName(
     return `no such service "${f.service}"; known: ${known.join(', ') || 'none yet'}`;
   if (!f.host) return undefined;
   const lines = async (q: Record<string, string>) =>
-    (await (await get(server, '/v1/logs', new URLSearchParams(q))).text())
+    (await (await get(flags, '/v1/logs', new URLSearchParams(q))).text())
       .split('\n')
       .filter(Boolean)
       .map((l) => JSON.parse(l) as LogLine);
@@ -153,7 +161,19 @@ async function unknownName(
   return `no record of service "${f.service}" from host "${f.host}"; its hosts: ${hosts.sort().join(', ')}`;
 }
 
-async function get(server: string, path: string, q?: URLSearchParams): Promise<Response> {
+/** --server / FLOTILLA_LOGS_SERVER, else what the aggregator announced in etcd, else loopback. */
+async function serverOf(f: { server?: string | undefined } & EtcdSettings): Promise<string> {
+  if (f.server) return f.server;
+  return (await discoverAggregator(f)) ?? 'http://127.0.0.1:24241';
+}
+
+async function get(
+  flags: { server?: string | undefined; token?: string | undefined } & EtcdSettings,
+  path: string,
+  q?: URLSearchParams,
+): Promise<Response> {
+  const server = await serverOf(flags);
+  const token = flags.token;
   let url: URL;
   try {
     url = new URL(path + (q ? `?${q.toString()}` : ''), server);
@@ -162,18 +182,25 @@ async function get(server: string, path: string, q?: URLSearchParams): Promise<R
   }
   let res: Response;
   try {
-    res = await fetch(url);
+    res = await fetch(url, token ? { headers: { authorization: `Bearer ${token}` } } : {});
   } catch (err) {
     throw new Error(
-      `cannot reach the aggregator at ${server}: ${(err as { cause?: Error }).cause?.message ?? String(err)} (give its query API with --server URL or LOGS_SERVER)`,
+      `cannot reach the aggregator at ${server}: ${(err as { cause?: Error }).cause?.message ?? String(err)} (set --server or FLOTILLA_LOGS_SERVER)`,
     );
   }
   if (res.status !== 200) throw new Error(`aggregator at ${server}: ${(await res.text()).trim()}`);
   return res;
 }
 
-/** Calls `each` for every NDJSON line of a (possibly endless) response body. */
-async function eachLine(res: Response, each: (l: LogLine, raw: string) => void): Promise<void> {
+/**
+ * Calls `each` for every NDJSON line of a (possibly endless) response body, and `chunkDone`
+ * (awaited: backpressure) after each chunk of the body, before reading the next.
+ */
+async function eachLine(
+  res: Response,
+  each: (l: LogLine, raw: string) => void,
+  chunkDone: () => Promise<void> = () => Promise.resolve(),
+): Promise<void> {
   const reader = res.body!.getReader();
   const dec = new TextDecoder();
   let rest = '';
@@ -183,6 +210,7 @@ async function eachLine(res: Response, each: (l: LogLine, raw: string) => void):
     const parts = (rest + dec.decode(value, { stream: true })).split('\n');
     rest = parts.pop() ?? '';
     for (const p of parts) if (p) each(JSON.parse(p) as LogLine, p);
+    await chunkDone();
   }
   if (rest) each(JSON.parse(rest) as LogLine, rest);
 }
@@ -208,30 +236,32 @@ async function tail(argv: string[]): Promise<void> {
         if (f.lines > 0 || f.follow) q.set('limit', String(f.lines));
         if (f.follow) q.set('follow', '1');
         const tty = Boolean(process.stdout.isTTY);
-        const res = await get(f.server, '/v1/logs', q);
+        const res = await get(f, '/v1/logs', q);
         // Following a name that does not exist yet is allowed (its container may start later).
         if (f.follow)
-          void unknownName(f.server, f).then(
+          void unknownName(f, f).then(
             (why) => why && process.stderr.write(`logs tail: ${why}; waiting for new records\n`),
             () => undefined,
           );
-        let buf = '';
         let count = 0;
-        await eachLine(res, (l, raw) => {
-          count++;
-          buf += `${f.json ? raw : formatLine(l, tty, f.raw)}\n`;
-          if (buf.length > 64 * 1024) {
-            void write(buf);
+        // One write per body chunk, awaited: stdout's backpressure reaches the socket (no
+        // unbounded buffering, no pile of 'drain' listeners on a slow terminal or pipe).
+        let buf = '';
+        await eachLine(
+          res,
+          (l, raw) => {
+            count++;
+            buf += `${f.json ? raw : formatLine(l, tty, f.raw)}\n`;
+          },
+          async () => {
+            const text = buf;
             buf = '';
-          }
-          if (f.follow) {
-            void write(buf);
-            buf = '';
-          }
-        });
+            if (text) await write(text);
+          },
+        );
         await write(buf);
         if (count === 0) {
-          const why = await unknownName(f.server, f);
+          const why = await unknownName(f, f);
           if (why) throw new Error(why);
         }
         return 0;
@@ -250,7 +280,7 @@ async function services(argv: string[]): Promise<void> {
         'Lists the services the aggregator holds logs for, with record counts and last-seen times.',
       flags: servicesFlags,
       async start(f) {
-        const res = await get(f.server, '/v1/services');
+        const res = await get(f, '/v1/services');
         const body = (await res.json()) as {
           services: { service: string; count: number; bytes: number; lastSeen: number }[];
         };
@@ -301,7 +331,7 @@ async function exportTar(argv: string[]): Promise<void> {
       flags: exportFlags,
       async start(f) {
         if (!f.output) throw new UsageError('-o/--output: required (the tar file to write)');
-        const res = await get(f.server, '/v1/logs', query(f));
+        const res = await get(f, '/v1/logs', query(f));
         const files = new Map<string, string[]>();
         await eachLine(res, (l) => {
           const name = exportName(l);
@@ -310,7 +340,7 @@ async function exportTar(argv: string[]): Promise<void> {
           list.push(`${l.time} ${l.stream} ${l.log}\n`);
         });
         if (files.size === 0) {
-          const why = await unknownName(f.server, f);
+          const why = await unknownName(f, f);
           if (why) throw new Error(why);
         }
         const pack = tar.pack();

@@ -12,6 +12,7 @@ export {
   run,
   must,
   waitFor,
+  withDeadline,
   startProcess,
   stopPid,
   alive,
@@ -20,4 +21,6 @@ export {
 } from './proc.js';
 export { teardown, sweepLeftovers, loadState, listNamespaces, type RunState } from './state.js';
 export { freePort, startLocalEtcd, type LocalEtcd } from './local-etcd.js';
+export { startTrackedRun, type TrackedRun } from './tracked.js';
 export type { EtcdMember, MemberStatus } from './etcd.js';
+export { startChromium, Browser, Page, CHROMIUM, type ProcessOwner } from './chromium.js';

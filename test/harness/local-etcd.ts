@@ -1,19 +1,22 @@
 /**
  * A real etcd on 127.0.0.1 free ports in a temp dir, for tests that need etcd but no namespaces
- * (DNS store, announce, overlay lease store). `stop()` kills it by PID and removes the dir.
+ * (DNS store, announce, overlay lease store). Its PID and dir are recorded in a harness run state
+ * (see tracked.ts), as is every process the test adds with `track()`, so a later run sweeps them
+ * if this process dies. `stop()` kills them by PID and removes the dir.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startProcess, stopPid } from './proc.js';
 import { etcdCommand, waitForEtcd } from './etcd.js';
-import { onProcessExit } from './state.js';
+import { startTrackedRun } from './tracked.js';
 
 export interface LocalEtcd {
   endpoints: string[];
+  /** The run's temp dir (etcd's data and log); tests may put their own files here. */
   dir: string;
   pid: number;
+  /** Records a process the test started against this etcd, so a crashed run's sweep kills it. */
+  track(pid: number, what: string): void;
   stop(): Promise<void>;
 }
 
@@ -30,7 +33,8 @@ export function freePort(host = '127.0.0.1'): Promise<number> {
 }
 
 export async function startLocalEtcd(): Promise<LocalEtcd> {
-  const dir = mkdtempSync(join(tmpdir(), 'flt-etcd-'));
+  const tracked = startTrackedRun('etcd');
+  const dir = tracked.dir;
   const clientPort = await freePort();
   const peerPort = await freePort();
   const client = `http://127.0.0.1:${clientPort}`;
@@ -45,18 +49,10 @@ export async function startLocalEtcd(): Promise<LocalEtcd> {
     }),
     { logFile: join(dir, 'etcd.log') },
   );
-  const forget = onProcessExit(() => {
-    try {
-      process.kill(proc.pid, 'SIGKILL');
-    } catch {
-      /* gone */
-    }
-    rmSync(dir, { recursive: true, force: true });
-  });
+  tracked.addPid(proc.pid, 'etcd (loopback)');
   const stop = async () => {
-    forget();
     await stopPid(proc.pid, 5000);
-    rmSync(dir, { recursive: true, force: true });
+    tracked.stop();
   };
   try {
     await waitForEtcd(client);
@@ -64,5 +60,11 @@ export async function startLocalEtcd(): Promise<LocalEtcd> {
     await stop();
     throw err;
   }
-  return { endpoints: [client], dir, pid: proc.pid, stop };
+  return {
+    endpoints: [client],
+    dir,
+    pid: proc.pid,
+    track: (pid, what) => tracked.addPid(pid, what),
+    stop,
+  };
 }

@@ -131,6 +131,10 @@ process.stdout.write(
       ? `failed files:\n${failed.map((r) => `  ${r.file}${r.timedOut ? ' (file deadline)' : ` (exit ${r.status})`}`).join('\n')}\n`
       : ''),
 );
+// The plain closing line CI systems read, over every file.
+process.stdout.write(
+  `${total('pass')} passed, ${total('fail') + failed.filter((r) => count(r.out, 'fail') === 0).length} failed, ${total('skipped')} skipped\n`,
+);
 const after = gitStatus();
 const added = before && after ? after.filter((l) => !before.includes(l)) : [];
 if (added.length > 0) {

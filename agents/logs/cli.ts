@@ -24,13 +24,13 @@ const serverFlag = {
     help: `aggregator query API; default: the address the aggregator announces in etcd at ${AGGREGATOR_KEY}, else http://127.0.0.1:24241`,
     env: ['FLOTILLA_LOGS_SERVER', 'LOGS_SERVER'],
   },
-  ...etcdFlags('FLOTILLA'),
   token: {
     type: 'string',
     value: 'TOKEN',
     help: 'bearer token, when the aggregator runs with --http-token',
     env: ['FLOTILLA_LOGS_TOKEN'],
   },
+  ...etcdFlags('FLOTILLA'),
 } satisfies FlagTable;
 
 const filterFlags = {
@@ -173,7 +173,6 @@ async function get(
   q?: URLSearchParams,
 ): Promise<Response> {
   const server = await serverOf(flags);
-  const token = flags.token;
   let url: URL;
   try {
     url = new URL(path + (q ? `?${q.toString()}` : ''), server);
@@ -182,7 +181,10 @@ async function get(
   }
   let res: Response;
   try {
-    res = await fetch(url, token ? { headers: { authorization: `Bearer ${token}` } } : {});
+    res = await fetch(
+      url,
+      flags.token ? { headers: { authorization: `Bearer ${flags.token}` } } : {},
+    );
   } catch (err) {
     throw new Error(
       `cannot reach the aggregator at ${server}: ${(err as { cause?: Error }).cause?.message ?? String(err)} (set --server or FLOTILLA_LOGS_SERVER)`,

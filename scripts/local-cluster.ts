@@ -60,10 +60,27 @@ export function dropInLogOptions(): { logDriver: string; logOpts: Record<string,
   return { logDriver: d.logDriver, logOpts: d.logOpts };
 }
 
+/**
+ * The fluentd-driver variant (logsd's forward input), as docs/logs.md describes it: acked
+ * delivery, the local cache off so a container cannot run ahead of the driver. The tests use it
+ * without `labels=service`, so attribution goes through the agent's metadata lookups; with
+ * `fluentd-async=true` added `docker run` works while logsd is down (see docs/logs.md for what
+ * that costs).
+ */
+export const FORWARD_LOG_OPTIONS: Record<string, string> = {
+  'fluentd-address': '127.0.0.1:24224',
+  'fluentd-request-ack': 'true',
+  'fluentd-sub-second-precision': 'true',
+  'cache-disabled': 'true',
+};
+
 function hostPaths(h: Host): Record<string, string> {
   return {
     '/run/flannel/': join(h.dir, 'run/flannel/'),
     '/var/lib/flotilla/': join(h.dir, 'var/lib/flotilla/'),
+    // The host's dockerd keeps its data-root here (test/harness/dockerd.ts): logsd's file input
+    // reads <data-root>/containers.
+    '/var/lib/docker/': join(h.dir, 'docker/data/'),
   };
 }
 
@@ -173,19 +190,22 @@ export async function upLocalCluster(o: LocalClusterOptions = {}): Promise<Local
         20_000,
       );
     });
-    await step('logsd agent on every host (logsd.service)', async () => {
-      for (const h of cluster.hosts) startUnit(cluster, h, 'logsd.service', 'logsd.service');
-      await Promise.all(
-        cluster.hosts.map((h) =>
-          waitFor(
-            `${h.name}: logsd listening`,
-            async () =>
-              (await h.exec(['sh', '-c', 'ss -Hltn sport = :24224'])).stdout.trim() !== '',
-            20_000,
+    await step(
+      'logsd agent on every host (logsd.service: json-file logs, forward input)',
+      async () => {
+        for (const h of cluster.hosts) startUnit(cluster, h, 'logsd.service', 'logsd.service');
+        await Promise.all(
+          cluster.hosts.map((h) =>
+            waitFor(
+              `${h.name}: logsd listening`,
+              async () =>
+                (await h.exec(['sh', '-c', 'ss -Hltn sport = :24224'])).stdout.trim() !== '',
+              20_000,
+            ),
           ),
-        ),
-      );
-    });
+        );
+      },
+    );
     await step(
       'dockerd per host with the drop-in options (docker.service.d/50-flotilla.conf)',
       async () => {

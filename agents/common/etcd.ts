@@ -4,11 +4,23 @@
  * file into a one-line error, and a connected `Etcd3` client that only talks to members that
  * have a leader (see `leaderAwareOptions`).
  */
+// Before etcd3: it builds its gRPC client at import time (see etcd-proto.ts).
+import './etcd-proto.js';
 import { readFileSync } from 'node:fs';
-import { Metadata, credentials as grpcCredentials } from '@grpc/grpc-js';
-import { Etcd3, EtcdPermissionDeniedError, type IOptions } from 'etcd3';
+import { createRequire } from 'node:module';
+import type * as Grpc from '@grpc/grpc-js';
+import type { Etcd3, IOptions } from 'etcd3';
 import type { FlagTable } from './cli.js';
 import { ConfigError, UsageError, errorMessage } from './errors.js';
+
+/**
+ * etcd3 and gRPC are loaded when a client is made, not at import: together they take over a
+ * second, which commands that only parse etcd flags (logsd agent, logs with --server) should
+ * not pay.
+ */
+function load<T>(name: string): T {
+  return createRequire(import.meta.url)(name) as T;
+}
 
 /** Flag table fragment; spread it into an agent's table. `envPrefix` adds e.g. FLANNELD_ETCD_ENDPOINTS. */
 export function etcdFlags(envPrefix?: string) {
@@ -141,6 +153,7 @@ export function leaderAwareOptions(): Pick<
   IOptions,
   'defaultCallOptions' | 'grpcOptions' | 'faultHandling'
 > {
+  const { Metadata, credentials: grpcCredentials } = load<typeof Grpc>('@grpc/grpc-js');
   const requireLeader = grpcCredentials.createFromMetadataGenerator((_params, callback) => {
     const md = new Metadata();
     for (const [k, v] of Object.entries(REQUIRE_LEADER)) md.set(k, v);
@@ -200,7 +213,8 @@ export async function keepAliveOnce(
 
 /** Creates the client (no I/O yet). */
 export function createEtcd(s: EtcdSettings): Etcd3 {
-  return new Etcd3(etcdOptions(s));
+  const { Etcd3: E } = load<typeof import('etcd3')>('etcd3');
+  return new E(etcdOptions(s));
 }
 
 /**
@@ -254,8 +268,9 @@ export class EtcdPermissionError extends ConfigError {
 
 /** True for etcd's "permission denied" (RBAC) answer. */
 export function isPermissionDenied(err: unknown): boolean {
+  // By name and message: etcd3 is loaded only when a client is made (see `load`).
   return (
-    err instanceof EtcdPermissionDeniedError ||
+    (err as { name?: string } | undefined)?.name === 'EtcdPermissionDeniedError' ||
     /etcdserver: permission denied/.test(errorMessage(err))
   );
 }

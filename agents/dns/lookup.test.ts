@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import fc from 'fast-check';
+import '../../test/fc-seed.js';
 import assert from 'node:assert/strict';
 import { lookup, RCODE, srvWeights, T, type LookupConfig } from './lookup.js';
 import { showRR, treeOf } from './testdata.js';

@@ -296,7 +296,9 @@ function chase(
   const none: Chase = { answer: [], additional: [] };
   if (!alias) return none;
   const target = alias.record.host;
-  if (seen.has(target) || seen.size >= MAX_CNAME_CHAIN) return none;
+  // `seen` holds the name we started from plus every target so far: this would be CNAME number
+  // seen.size, and a chain of up to MAX_CNAME_CHAIN is followed (dns.md: "longer than 8" drops).
+  if (seen.has(target) || seen.size > MAX_CNAME_CHAIN) return none;
   seen.add(target);
   const cname: RR = { name: owner, ttl: entryTtl(alias, cfg), data: { type: T.CNAME, target } };
   if (!zoneOf(target, cfg.zones))

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
+import '../../test/fc-seed.js';
 import dns2 from 'dns2';
 import { encodeAnswer } from './encode.js';
 import { T, type Answer } from './lookup.js';

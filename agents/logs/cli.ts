@@ -13,16 +13,18 @@ import { packageVersion, runCommand } from '../common/agent.js';
 import type { FlagTable } from '../common/cli.js';
 import { UsageError } from '../common/errors.js';
 import type { LogLine } from './aggregator/query.js';
+import { etcdFlags, type EtcdSettings } from '../common/etcd.js';
+import { AGGREGATOR_KEY, discoverAggregator } from './discovery.js';
 import { visible } from './terminal.js';
 
 const serverFlag = {
   server: {
     type: 'string',
     value: 'URL',
-    help: 'aggregator query API',
-    default: 'http://127.0.0.1:24241',
-    env: ['LOGS_SERVER'],
+    help: `aggregator query API; default: the address the aggregator announces in etcd at ${AGGREGATOR_KEY}, else http://127.0.0.1:24241`,
+    env: ['FLOTILLA_LOGS_SERVER', 'LOGS_SERVER'],
   },
+  ...etcdFlags('FLOTILLA'),
 } satisfies FlagTable;
 
 const filterFlags = {
@@ -108,7 +110,18 @@ function query(f: {
   return q;
 }
 
-async function get(server: string, path: string, q?: URLSearchParams): Promise<Response> {
+/** --server / FLOTILLA_LOGS_SERVER, else what the aggregator announced in etcd, else loopback. */
+async function serverOf(f: { server?: string | undefined } & EtcdSettings): Promise<string> {
+  if (f.server) return f.server;
+  return (await discoverAggregator(f)) ?? 'http://127.0.0.1:24241';
+}
+
+async function get(
+  flags: { server?: string | undefined } & EtcdSettings,
+  path: string,
+  q?: URLSearchParams,
+): Promise<Response> {
+  const server = await serverOf(flags);
   let url: URL;
   try {
     url = new URL(path + (q ? `?${q.toString()}` : ''), server);
@@ -120,15 +133,22 @@ async function get(server: string, path: string, q?: URLSearchParams): Promise<R
     res = await fetch(url);
   } catch (err) {
     throw new Error(
-      `cannot reach the aggregator at ${server}: ${(err as { cause?: Error }).cause?.message ?? String(err)}`,
+      `cannot reach the aggregator at ${server}: ${(err as { cause?: Error }).cause?.message ?? String(err)} (set --server or FLOTILLA_LOGS_SERVER)`,
     );
   }
   if (res.status !== 200) throw new Error(`aggregator at ${server}: ${(await res.text()).trim()}`);
   return res;
 }
 
-/** Calls `each` for every NDJSON line of a (possibly endless) response body. */
-async function eachLine(res: Response, each: (l: LogLine, raw: string) => void): Promise<void> {
+/**
+ * Calls `each` for every NDJSON line of a (possibly endless) response body, and `chunkDone`
+ * (awaited: backpressure) after each chunk of the body, before reading the next.
+ */
+async function eachLine(
+  res: Response,
+  each: (l: LogLine, raw: string) => void,
+  chunkDone: () => Promise<void> = () => Promise.resolve(),
+): Promise<void> {
   const reader = res.body!.getReader();
   const dec = new TextDecoder();
   let rest = '';
@@ -138,6 +158,7 @@ async function eachLine(res: Response, each: (l: LogLine, raw: string) => void):
     const parts = (rest + dec.decode(value, { stream: true })).split('\n');
     rest = parts.pop() ?? '';
     for (const p of parts) if (p) each(JSON.parse(p) as LogLine, p);
+    await chunkDone();
   }
   if (rest) each(JSON.parse(rest) as LogLine, rest);
 }
@@ -162,19 +183,21 @@ async function tail(argv: string[]): Promise<void> {
         if (f.lines > 0) q.set('limit', String(f.lines));
         if (f.follow) q.set('follow', '1');
         const tty = Boolean(process.stdout.isTTY);
-        const res = await get(f.server, '/v1/logs', q);
+        const res = await get(f, '/v1/logs', q);
+        // One write per body chunk, awaited: stdout's backpressure reaches the socket (no
+        // unbounded buffering, no pile of 'drain' listeners on a slow terminal or pipe).
         let buf = '';
-        await eachLine(res, (l, raw) => {
-          buf += `${f.json ? raw : formatLine(l, tty, f.raw)}\n`;
-          if (buf.length > 64 * 1024) {
-            void write(buf);
+        await eachLine(
+          res,
+          (l, raw) => {
+            buf += `${f.json ? raw : formatLine(l, tty, f.raw)}\n`;
+          },
+          async () => {
+            const text = buf;
             buf = '';
-          }
-          if (f.follow) {
-            void write(buf);
-            buf = '';
-          }
-        });
+            if (text) await write(text);
+          },
+        );
         await write(buf);
         return 0;
       },
@@ -192,7 +215,7 @@ async function services(argv: string[]): Promise<void> {
         'Lists the services the aggregator holds logs for, with record counts and last-seen times.',
       flags: servicesFlags,
       async start(f) {
-        const res = await get(f.server, '/v1/services');
+        const res = await get(f, '/v1/services');
         const body = (await res.json()) as {
           services: { service: string; count: number; bytes: number; lastSeen: number }[];
         };
@@ -243,7 +266,7 @@ async function exportTar(argv: string[]): Promise<void> {
       flags: exportFlags,
       async start(f) {
         if (!f.output) throw new UsageError('-o/--output: required (the tar file to write)');
-        const res = await get(f.server, '/v1/logs', query(f));
+        const res = await get(f, '/v1/logs', query(f));
         const files = new Map<string, string[]>();
         await eachLine(res, (l) => {
           const name = exportName(l);

@@ -3,13 +3,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AckingSender } from './forward/client.js';
 import type { LogLine } from './aggregator/query.js';
+import { withDeadline } from '../../test/harness/proc.js';
+import { startTrackedRun } from '../../test/harness/tracked.js';
 
 const MAIN = fileURLToPath(new URL('./main.js', import.meta.url));
 
@@ -50,7 +50,10 @@ async function lines(httpPort: number, service: string): Promise<LogLine[]> {
 }
 
 test('agent kill -9 + restart and aggregator kill -9 for 2 s mid-stream: zero lost, zero duplicated', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'flt-logs-crash-'));
+  // The daemons and the dir are recorded in a harness run state: swept by a later run if this
+  // process dies before `finally`.
+  const tracked = startTrackedRun('logs-crash');
+  const dir = tracked.dir;
   const [fwd, http, agentPort] = [await freePort(), await freePort(), await freePort()];
   const aggArgs = [
     'aggregator',
@@ -71,6 +74,7 @@ test('agent kill -9 + restart and aggregator kill -9 for 2 s mid-stream: zero lo
   const start = (args: string[]) => {
     const p = daemon(args);
     procs.push(p);
+    tracked.addPid(p.pid!, `logsd ${args[0]}`);
     return p;
   };
   const N = Number(process.env.CRASH_N ?? 4000);
@@ -105,7 +109,8 @@ test('agent kill -9 + restart and aggregator kill -9 for 2 s mid-stream: zero lo
     await kill9(agg);
     await new Promise((r) => setTimeout(r, 2000));
     agg = start(aggArgs);
-    await done;
+    // The senders retry forever; a delivery that never completes fails here instead of hanging.
+    await withDeadline(done, 90_000, `all ${2 * N} records acked (${sent} so far)`);
     if (process.env.CRASH_DEBUG) process.stderr.write(`all ${sent} sent\n`);
     const deadline = Date.now() + 30_000;
     let got: LogLine[] = [];
@@ -132,6 +137,6 @@ test('agent kill -9 + restart and aggregator kill -9 for 2 s mid-stream: zero lo
   } finally {
     for (const s of senders) s.close();
     for (const p of procs) await kill9(p);
-    rmSync(dir, { recursive: true, force: true });
+    tracked.stop();
   }
 });

@@ -10,6 +10,8 @@ import { splitHostPort } from '../common/http.js';
 import { logFlags } from '../common/logger.js';
 import { startAgent } from './agent.js';
 import { startAggregator } from './aggregator/server.js';
+import { etcdFlags } from '../common/etcd.js';
+import { AGGREGATOR_KEY, advertisedHost, announceAggregator } from './discovery.js';
 import type { FsyncPolicy } from './buffer.js';
 
 const SIZE_UNITS: Record<string, number> = {
@@ -55,10 +57,16 @@ const tlsFlags = {
 } satisfies FlagTable;
 
 const agentFlags = {
+  'containers-dir': {
+    type: 'string',
+    value: 'DIR',
+    help: 'file input: Docker\'s containers directory, whose <id>/<id>-json.log files (json-file log driver) are read; "" to turn off',
+    default: '/var/lib/docker/containers',
+  },
   listen: {
     type: 'string',
     value: 'HOST:PORT',
-    help: 'forward-protocol address for log drivers (Docker: --log-opt fluentd-address)',
+    help: 'forward input: forward-protocol address for log drivers (Docker: --log-opt fluentd-address); "" to turn off',
     default: '127.0.0.1:24224',
     env: ['LOGSD_LISTEN'],
   },
@@ -163,6 +171,16 @@ const aggregatorFlags = {
     help: 'name used in the handshake',
     default: hostname(),
   },
+  announce: {
+    type: 'bool',
+    help: `keep the query address in etcd at ${AGGREGATOR_KEY} (under a lease), so \`logs\` finds it without --server`,
+  },
+  advertise: {
+    type: 'string',
+    value: 'URL',
+    help: `query URL announced in etcd at ${AGGREGATOR_KEY} for \`logs\` (default: from --http; 0.0.0.0 → this host's first IPv4)`,
+  },
+  ...etcdFlags('FLOTILLA'),
   ...logFlags,
 } satisfies FlagTable;
 
@@ -177,7 +195,7 @@ function addr(flag: string, v: string) {
 const TOP = `Usage: logsd <agent|aggregator> [flags]
 
 Flotilla's log pipeline daemons.
-  agent        per host: receives Docker's fluentd log driver, buffers durably, ships
+  agent        per host: reads Docker's json-file logs (and/or its fluentd driver), ships
   aggregator   central: stores logs per service, serves the query API for \`logs\`
 
 Run \`logsd <command> --help\` for its flags; \`logsd --version\` prints the version.
@@ -190,9 +208,11 @@ if (sub === 'agent') {
       name: 'logsd agent',
       usage: '--aggregator HOST:PORT [flags]',
       description:
-        'Receives container logs over the Fluentd Forward protocol (Docker --log-driver fluentd),\n' +
-        'tags each record with service, host and container, keeps it in a durable disk buffer and\n' +
-        'ships it to the aggregator, acking the driver only once the record is on disk.',
+        "Collects every container's output on this host: the file input reads Docker's json-file\n" +
+        'logs under --containers-dir (checkpointed, resumes after a restart, follows rotation); the\n' +
+        "forward input receives Docker's fluentd log driver (or any Fluentd client) on --listen and\n" +
+        'acks a record only once it is in the durable buffer. Records are tagged with service, host\n' +
+        'and container and shipped to the aggregator, which acks what it has stored.',
       flags: agentFlags,
       async start(f, { log }) {
         if (f.aggregator.length === 0)
@@ -215,6 +235,7 @@ if (sub === 'agent') {
             ? { tls: { ...(ca ? { ca } : {}), ...(cert ? { cert } : {}), ...(key ? { key } : {}) } }
             : {}),
           ...(f.dockerHost ? { dockerSocket: dockerSocketPath(f.dockerHost) } : {}),
+          ...(f.containersDir ? { containersDir: f.containersDir } : {}),
           log,
         });
         const { startHealthServer } = await import('../common/http.js');
@@ -263,7 +284,23 @@ if (sub === 'agent') {
           hostname: f.hostname,
           log,
         });
-        return () => agg.stop();
+        const http = addr('http', f.http);
+        const fwd = addr('listen', f.listen);
+        const unannounce = f.announce
+          ? await announceAggregator(
+              f,
+              {
+                query: f.advertise ?? `http://${advertisedHost(http.host)}:${agg.httpPort}`,
+                forward: `${advertisedHost(fwd.host)}:${agg.port}`,
+                host: f.hostname,
+              },
+              log,
+            )
+          : async () => undefined;
+        return async () => {
+          await unannounce();
+          await agg.stop();
+        };
       },
     },
     rest,

@@ -15,6 +15,7 @@ import { startAggregator } from './aggregator/server.js';
 import { AckingSender } from './forward/client.js';
 import { EventTime } from './forward/codec.js';
 import type { LogLine } from './aggregator/query.js';
+import { withDeadline } from '../../test/harness/proc.js';
 
 const log = createLogger('test', 'silent');
 
@@ -213,13 +214,18 @@ test('follow streams a new record within a second', async () => {
     });
     const reader = res.body!.getReader();
     let text = '';
-    const readUntil = async (needle: string) => {
-      while (!text.includes(needle)) {
-        const { value, done } = await reader.read();
-        if (done) throw new Error('stream ended');
-        text += Buffer.from(value).toString();
-      }
-    };
+    const readUntil = (needle: string) =>
+      withDeadline(
+        (async () => {
+          while (!text.includes(needle)) {
+            const { value, done } = await reader.read();
+            if (done) throw new Error('stream ended');
+            text += Buffer.from(value).toString();
+          }
+        })(),
+        10_000,
+        `${needle} on the follow stream`,
+      );
     await readUntil('"old"');
     const t0 = Date.now();
     await s.send('t', docker('web', 'f'.repeat(64), 'new', { service: 'live' }));

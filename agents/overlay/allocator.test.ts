@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
+import '../../test/fc-seed.js';
 import { chooseSubnet, randomFreeSubnet } from './allocator.js';
 import { parseNetworkConfig } from './config.js';
 import { formatCidr, parseCidr, parseIPv4 } from './ip.js';

@@ -11,13 +11,13 @@ import type { Etcd3, IKeyValue, Watcher } from 'etcd3';
 import {
   decodeLease,
   encodeLease,
-  keyToSubnet,
+  keyToSubnets,
   subnetKey,
   subnetsPrefix,
   type Lease,
   type LeaseAttrs,
 } from './lease.js';
-import type { Cidr } from './ip.js';
+import type { Cidr, Prefix } from './ip.js';
 import { errorMessage } from '../common/errors.js';
 import {
   EtcdPermissionError,
@@ -27,8 +27,8 @@ import {
 } from '../common/etcd.js';
 
 export interface StoreEvents {
-  /** The lease set changed (any put/delete, or a fresh list). */
-  change: [];
+  /** The lease set changed: these keys were put or deleted, or (undefined) a fresh list replaced it. */
+  change: [keys: readonly string[] | undefined];
   /** A record could not be decoded; it is skipped. */
   invalid: [key: string, reason: string];
   /** The watch broke and the store listed again. */
@@ -38,6 +38,8 @@ export interface StoreEvents {
 /** What we hold: the subnet, its key, and the etcd lease ID ("0" for a reservation). */
 export interface Held {
   subnet: Cidr;
+  /** Our IPv6 subnet, on a dual-stack network. */
+  subnet6?: Prefix | undefined;
   key: string;
   etcdLease: string;
   value: string;
@@ -77,7 +79,7 @@ export class LeaseStore extends EventEmitter<StoreEvents> {
       .catch(explainDenied('read', `${subnetsPrefix(this.prefix)}*`));
     this.leases.clear();
     for (const kv of res.kvs) this.apply(kv, false);
-    this.emit('change');
+    this.emit('change', undefined);
     return res.header.revision;
   }
 
@@ -95,7 +97,11 @@ export class LeaseStore extends EventEmitter<StoreEvents> {
     this.watcher = w;
     w.on('data', (res) => {
       for (const ev of res.events) this.apply(ev.kv, ev.type === 'Delete');
-      if (res.events.length > 0) this.emit('change');
+      if (res.events.length > 0)
+        this.emit(
+          'change',
+          res.events.map((ev) => ev.kv.key.toString()),
+        );
     });
     w.on('error', (err) => {
       if (this.closed || this.watcher !== w) return;
@@ -121,8 +127,9 @@ export class LeaseStore extends EventEmitter<StoreEvents> {
 
   private apply(kv: IKeyValue, deleted: boolean): void {
     const key = kv.key.toString();
-    const subnet = keyToSubnet(this.prefix, key);
-    if (!subnet) return;
+    const subnets = keyToSubnets(this.prefix, key);
+    if (!subnets) return;
+    const { subnet, subnet6 } = subnets;
     if (deleted) {
       this.leases.delete(key);
       this.reported.delete(key);
@@ -134,6 +141,7 @@ export class LeaseStore extends EventEmitter<StoreEvents> {
       this.leases.set(key, {
         key,
         subnet,
+        ...(subnet6 ? { subnet6 } : {}),
         attrs,
         etcdLease: kv.lease,
         modRevision: kv.mod_revision,
@@ -152,8 +160,13 @@ export class LeaseStore extends EventEmitter<StoreEvents> {
    * Claims a free subnet: grant an etcd lease of `ttlSeconds`, then put only if the key does not
    * exist. Resolves undefined when someone else got there first (list again and retry).
    */
-  async claimNew(subnet: Cidr, attrs: LeaseAttrs, ttlSeconds: number): Promise<Held | undefined> {
-    const key = subnetKey(this.prefix, subnet);
+  async claimNew(
+    subnet: Cidr,
+    attrs: LeaseAttrs,
+    ttlSeconds: number,
+    subnet6?: Prefix,
+  ): Promise<Held | undefined> {
+    const key = subnetKey(this.prefix, subnet, subnet6);
     const value = encodeLease(attrs);
     const { ID } = await this.client.leaseClient.leaseGrant({ TTL: ttlSeconds, ID: 0 });
     const res = await this.client
@@ -161,7 +174,7 @@ export class LeaseStore extends EventEmitter<StoreEvents> {
       .then(this.client.put(key).value(value).lease(ID))
       .commit()
       .catch(explainDenied('write', key));
-    if (res.succeeded) return { subnet, key, etcdLease: ID, value };
+    if (res.succeeded) return { subnet, subnet6, key, etcdLease: ID, value };
     await this.client.leaseClient.leaseRevoke({ ID }).catch(() => undefined);
     return undefined;
   }
@@ -196,7 +209,13 @@ export class LeaseStore extends EventEmitter<StoreEvents> {
         .catch(explainDenied('write', existing.key));
       if (!res.succeeded) return undefined;
     }
-    return { subnet: existing.subnet, key: existing.key, etcdLease: id, value };
+    return {
+      subnet: existing.subnet,
+      subnet6: existing.subnet6,
+      key: existing.key,
+      etcdLease: id,
+      value,
+    };
   }
 
   /** Rewrites our value (e.g. a new VtepMAC) on the same etcd lease; false if the key is gone. */

@@ -135,6 +135,8 @@ export class Host {
     readonly name: string,
     readonly ip: string,
     readonly dir: string,
+    /** The host's address on the run's IPv6 underlay. */
+    readonly ip6 = '',
   ) {}
 
   /** The namespace path, for `nsenter --net=`. */
@@ -334,6 +336,14 @@ export class Host {
     await Promise.race([output.ended, new Promise((r) => setTimeout(r, 2000))]);
     if (!opts.autoRemove) await container.remove({ force: true }).catch(() => undefined);
     return { id: container.id, code: result.StatusCode, ...output.text() };
+  }
+
+  /** The global IPv6 address of a container (dockerd started with --ipv6). */
+  async containerIp6(containerId: string): Promise<string> {
+    const info = await this.docker.getContainer(containerId).inspect();
+    const ip = Object.values(info.NetworkSettings.Networks)[0]?.GlobalIPv6Address;
+    if (!ip) throw new Error(`container ${containerId.slice(0, 12)} on ${this.name} has no IPv6`);
+    return ip;
   }
 
   /** Runs a command inside a running container (docker exec). */
@@ -594,10 +604,10 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
     for (let i = 1; i <= opts.hosts; i++) {
       state.namespaces.push(`flt${id}-h${i}`);
       saveState(state);
-      const { name, ip } = await createHostNs(id, underlay, i);
+      const { name, ip, ip6 } = await createHostNs(id, underlay, i);
       const hostDir = join(dir, `h${i}`);
       mkdirSync(hostDir, { recursive: true });
-      cluster.hosts.push(new Host(cluster, i, name, ip, hostDir));
+      cluster.hosts.push(new Host(cluster, i, name, ip, hostDir, ip6));
       state.hosts.push({ name, ip });
       saveState(state);
     }

@@ -12,6 +12,7 @@ export {
   run,
   must,
   waitFor,
+  withDeadline,
   startProcess,
   stopPid,
   alive,
@@ -27,4 +28,5 @@ export {
   type EtcdClientSettings,
   type EtcdUser,
 } from './etcd-auth.js';
+export { startTrackedRun, type TrackedRun } from './tracked.js';
 export type { EtcdMember, MemberStatus } from './etcd.js';

@@ -1,12 +1,12 @@
 /**
  * A real etcd on 127.0.0.1 free ports in a temp dir, for tests that need etcd but no namespaces
- * (DNS store, announce, overlay lease store). `stop()` kills it by PID and removes the dir.
+ * (DNS store, announce, overlay lease store). Its PID and dir are recorded in a harness run state
+ * (see tracked.ts), as is every process the test adds with `track()`, so a later run sweeps them
+ * if this process dies. `stop()` kills them by PID and removes the dir.
  * `startLocalEtcd({ secure: true })`: TLS with client-certificate auth and RBAC (etcd-auth.ts);
  * `as(user)` gives the settings an agent of that role runs with.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startProcess, stopPid } from './proc.js';
 import { etcdCommand, waitForEtcd } from './etcd.js';
@@ -20,10 +20,11 @@ import {
   type EtcdClientSettings,
   type EtcdUser,
 } from './etcd-auth.js';
-import { onProcessExit } from './state.js';
+import { startTrackedRun } from './tracked.js';
 
 export interface LocalEtcd {
   endpoints: string[];
+  /** The run's temp dir (etcd's data and log); tests may put their own files here. */
   dir: string;
   pid: number;
   /** Directory of ca.pem, <user>.pem, <user>-key.pem when secure. */
@@ -32,6 +33,8 @@ export interface LocalEtcd {
   as(user: EtcdUser): EtcdClientSettings;
   /** The same as agent flags. */
   flags(user: EtcdUser): string[];
+  /** Records a process the test started against this etcd, so a crashed run's sweep kills it. */
+  track(pid: number, what: string): void;
   stop(): Promise<void>;
 }
 
@@ -48,12 +51,8 @@ export function freePort(host = '127.0.0.1'): Promise<number> {
 }
 
 export async function startLocalEtcd(opts: { secure?: boolean } = {}): Promise<LocalEtcd> {
-  const dir = mkdtempSync(join(tmpdir(), 'flt-etcd-'));
-  const forgetDir = onProcessExit(() => rmSync(dir, { recursive: true, force: true }));
-  const removeDir = () => {
-    forgetDir();
-    rmSync(dir, { recursive: true, force: true });
-  };
+  const tracked = startTrackedRun('etcd');
+  const dir = tracked.dir;
   const clientPort = await freePort();
   const peerPort = await freePort();
   const client = `${opts.secure ? 'https' : 'http'}://127.0.0.1:${clientPort}`;
@@ -61,7 +60,7 @@ export async function startLocalEtcd(opts: { secure?: boolean } = {}): Promise<L
   const pki = opts.secure ? join(dir, 'pki') : undefined;
   if (pki)
     await issueEtcdCerts(pki, ['127.0.0.1']).catch((err: unknown) => {
-      removeDir();
+      tracked.stop();
       throw err;
     });
   const proc = startProcess(
@@ -77,17 +76,10 @@ export async function startLocalEtcd(opts: { secure?: boolean } = {}): Promise<L
     ],
     { logFile: join(dir, 'etcd.log') },
   );
-  const forget = onProcessExit(() => {
-    try {
-      process.kill(proc.pid, 'SIGKILL');
-    } catch {
-      /* gone */
-    }
-  });
+  tracked.addPid(proc.pid, 'etcd (loopback)');
   const stop = async () => {
-    forget();
     await stopPid(proc.pid, 5000);
-    removeDir();
+    tracked.stop();
   };
   try {
     await waitForEtcd(client, pki ? etcdctlTlsArgs(pki) : []);
@@ -104,6 +96,7 @@ export async function startLocalEtcd(opts: { secure?: boolean } = {}): Promise<L
     ...(pki ? { pki } : {}),
     as,
     flags: (user) => etcdClientFlags(as(user)),
+    track: (pid, what) => tracked.addPid(pid, what),
     stop,
   };
 }

@@ -7,8 +7,8 @@
 import { changeLatencies } from './change-latency.js';
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { hostname, tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { Etcd3 } from 'etcd3';
 import {
@@ -17,6 +17,7 @@ import {
   startProcess,
   stopPid,
   waitFor,
+  withDeadline,
   type LocalEtcd,
   type StartedProcess,
 } from '../harness/index.js';
@@ -36,14 +37,21 @@ const procs: StartedProcess[] = [];
 before(async () => {
   local = await startLocalEtcd();
   etcd = new Etcd3({ hosts: local.endpoints });
-  dir = mkdtempSync(join(tmpdir(), 'flt-dns-'));
+  dir = local.dir;
 });
 after(async () => {
   for (const p of procs) await stopPid(p.pid, 3000);
   etcd?.close();
   await local?.stop();
-  rmSync(dir, { recursive: true, force: true });
 });
+
+/** Starts a daemon recorded in the run state, so a crashed run's sweep stops it. */
+function tracked(cmd: string[], opts: Parameters<typeof startProcess>[1]): StartedProcess {
+  const p = startProcess(cmd, opts);
+  local.track(p.pid, cmd[1] ?? cmd[0]!);
+  procs.push(p);
+  return p;
+}
 
 const addrs = (a: unknown) =>
   (parse(a as Buffer).answers as unknown as { address?: string }[])
@@ -113,7 +121,7 @@ test('the zone follows etcd: snapshot, watch, bad records, lease TTL, re-list af
 async function startDnsd(extra: string[] = []) {
   const port = await freePort();
   const metrics = await freePort();
-  const p = startProcess(
+  const p = tracked(
     [
       process.execPath,
       'dist/agents/dns/main.js',
@@ -130,7 +138,6 @@ async function startDnsd(extra: string[] = []) {
     ],
     { logFile: join(dir, `dnsd-${port}.log`) },
   );
-  procs.push(p);
   const ready = () => fetch(`http://127.0.0.1:${metrics}/readyz`).then((r) => r.status);
   await waitFor('dnsd ready', async () => (await ready()) === 200, 15_000);
   return { port, metrics, ready, proc: p };
@@ -187,12 +194,12 @@ test('dnsd answers a record change within 100 ms and keeps answering while etcd 
   assert.match(m, /flotilla_dns_queries_total\{type="A",rcode="NOERROR"\} \d+/);
   assert.match(m, /flotilla_dns_cache_hits_total [1-9]/);
   await stopPid(d.proc.pid);
-  assert.equal(await d.proc.exited, 0);
+  assert.equal(await withDeadline(d.proc.exited, 10_000, 'dnsd exit'), 0);
 });
 
 test('announce: record under a lease while it runs, rewritten after etcd comes back, deleted on SIGTERM; exit 1 when etcd is unreachable at start', async () => {
   const key = '/skydns/local/skydns/svc/s1';
-  const a = startProcess(
+  const a = tracked(
     [
       process.execPath,
       'dist/agents/dns/announce-main.js',
@@ -209,7 +216,6 @@ test('announce: record under a lease while it runs, rewritten after etcd comes b
     ],
     { logFile: join(dir, 'announce.log') },
   );
-  procs.push(a);
   const kv = await waitFor(
     'record written',
     async () => (await etcd.get(key).exec()).kvs[0],
@@ -229,8 +235,11 @@ test('announce: record under a lease while it runs, rewritten after etcd comes b
   // etcd unreachable for longer than the TTL: the lease is lost, announce grants a new one and
   // rewrites the record once etcd returns.
   process.kill(local.pid, 'SIGSTOP');
-  await new Promise((r) => setTimeout(r, 5000));
-  process.kill(local.pid, 'SIGCONT');
+  try {
+    await new Promise((r) => setTimeout(r, 5000));
+  } finally {
+    process.kill(local.pid, 'SIGCONT');
+  }
   const log2 = () => readFileSync(join(dir, 'announce.log'), 'utf8');
   await waitFor('re-announced', () => log2().match(/"msg":"announced"/g)?.length === 2, 15_000);
   assert.match(log2(), /lease lost; re-announcing/);
@@ -238,11 +247,11 @@ test('announce: record under a lease while it runs, rewritten after etcd comes b
   assert.ok(again, 'record present again after etcd returned');
   assert.notEqual(again.lease, kv.lease);
   process.kill(a.pid, 'SIGTERM');
-  assert.equal(await a.exited, 0);
+  assert.equal(await withDeadline(a.exited, 10_000, 'announce exit after SIGTERM'), 0);
   assert.equal((await etcd.get(key).exec()).kvs.length, 0);
 
   const dead = await freePort();
-  const b = startProcess(
+  const b = tracked(
     [
       process.execPath,
       'dist/agents/dns/announce-main.js',
@@ -255,9 +264,8 @@ test('announce: record under a lease while it runs, rewritten after etcd comes b
     ],
     { logFile: join(dir, 'announce-dead.log'), pipe: true },
   );
-  procs.push(b);
   let err = '';
   b.child.stderr!.on('data', (c: Buffer) => (err += c.toString()));
-  assert.equal(await b.exited, 1);
+  assert.equal(await withDeadline(b.exited, 30_000, 'announce exit with etcd unreachable'), 1);
   assert.match(err, /etcd unreachable at http:\/\/127\.0\.0\.1:\d+/);
 });

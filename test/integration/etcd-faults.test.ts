@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import type { Etcd3 } from 'etcd3';
 import { createEtcd } from '../../agents/common/etcd.js';
+import { AckingSender } from '../../agents/logs/forward/client.js';
 import { T } from '../../agents/dns/lookup.js';
 import { buildQuery, parse, udpAsk } from '../../agents/dns/testdata.js';
 import {
@@ -167,7 +168,47 @@ before(async () => {
     return a.length === 1 && b.length === 1;
   });
   for (const h of [h1, h2]) await h.reconnectTcp();
+
+  // The logs pipeline (no etcd): agent on host 1 shipping to the aggregator on host 2.
+  const logsd = new URL('../../agents/logs/main.js', import.meta.url).pathname;
+  agents.push(
+    h2.spawn(
+      [
+        node,
+        logsd,
+        'aggregator',
+        `--listen=${h2.ip}:24240`,
+        `--http=${h2.ip}:24241`,
+        `--data-dir=${h2.dir}/logs-data`,
+      ],
+      { logName: 'aggregator' },
+    ),
+    h1.spawn(
+      [
+        node,
+        logsd,
+        'agent',
+        `--listen=${h1.ip}:24224`,
+        `--aggregator=${h2.ip}:24240`,
+        `--buffer-dir=${h1.dir}/logs-buf`,
+        '--docker-host=',
+        '--hostname=h1',
+        `--http=${h1.ip}:24230`,
+      ],
+      { logName: 'logsd' },
+    ),
+  );
+  await waitFor('aggregator up', async () => (await fetch(`http://${h2.ip}:24241/healthz`)).ok);
 });
+
+/** Records of `service` stored by the aggregator on host 2. */
+async function storedLogs(service: string): Promise<string[]> {
+  const res = await fetch(`http://${h2.ip}:24241/v1/logs?service=${service}`);
+  return (await res.text())
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => (JSON.parse(l) as { log: string }).log);
+}
 
 let pinnedMember: EtcdMember;
 
@@ -283,13 +324,16 @@ test(
 );
 
 test(
-  'the whole etcd cluster is down for 60 s: dnsd answers from memory (/readyz 503), routes stay; when it is back everything resyncs and no lease is lost',
+  'the whole etcd cluster is down for 60 s: dnsd answers from memory (/readyz 503), routes stay, logs are shipped; when it is back everything resyncs and no lease is lost',
   { timeout: 150_000 },
   async () => {
     const leasesBefore = await leaseIds();
     const routesBefore = await Promise.all([overlayRoutes(h1), overlayRoutes(h2)]);
     for (const m of cluster.etcdMembers) await cluster.stopEtcdMember(m.name, 'SIGKILL');
     const t0 = Date.now();
+    // The logs agent keeps taking (and shipping) records while etcd is gone.
+    const sender = new AckingSender({ host: h1.ip, port: 24224 }, 5000, 100);
+    const sent: string[] = [];
     await waitFor(
       'dnsd /readyz turns 503',
       async () => (await httpGet(h1, '/readyz', DNS_METRICS)).status === 503,
@@ -302,8 +346,21 @@ test(
       assert.deepEqual(await Promise.all([overlayRoutes(h1), overlayRoutes(h2)]), routesBefore);
       assert.equal((await httpGet(h1, '/readyz', DNS_METRICS)).status, 503);
       assertAgentsAlive();
+      for (let i = 0; i < 20; i++) {
+        const line = `outage ${sent.length}`;
+        await sender.send('t', { source: 'stdout', log: line, service: 'outage' });
+        sent.push(line);
+      }
       await new Promise((r) => setTimeout(r, Math.min(10_000, 60_000 - (Date.now() - t0))));
     }
+    sender.close();
+    await waitFor(
+      'every line logged during the outage stored once',
+      async () =>
+        JSON.stringify((await storedLogs('outage')).sort()) === JSON.stringify([...sent].sort()),
+      10_000,
+      300,
+    );
     await Promise.all(cluster.etcdMembers.map((m) => cluster.startEtcdMember(m.name)));
     await cluster.etcdLeader();
     const back = Date.now();

@@ -5,10 +5,14 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { startTrackedRun } from '../harness/index.js';
 
-const NS = `fltov${process.pid.toString(36)}`;
+// The namespace is recorded in a harness run state (and named `flt<id>-…`), so a later run
+// sweeps it if this process dies before `after`.
+const run = startTrackedRun('ovk');
+const NS = run.namespace('k');
 const DRIVER = fileURLToPath(new URL('./overlay-kernel-driver.js', import.meta.url));
 const ip = (...args: string[]) => execFileSync('ip', ['-n', NS, ...args], { encoding: 'utf8' });
 
@@ -21,7 +25,7 @@ function drive(backend: string, leases: [string, string, string?][]) {
       DRIVER,
       JSON.stringify({ iface: 'eth0', backend, self: '10.5.1.0/24', leases }),
     ],
-    { encoding: 'utf8' },
+    { encoding: 'utf8', timeout: 30_000 },
   );
   assert.equal(r.status, 0, r.stderr);
   return JSON.parse(r.stdout) as {
@@ -32,14 +36,59 @@ function drive(backend: string, leases: [string, string, string?][]) {
   };
 }
 
+/** Everything the kernel holds in the namespace, as `ip`/`bridge` print it (ifindex included). */
+function dump(): string {
+  return [
+    ip('-d', 'link', 'show'),
+    ip('addr', 'show'),
+    ip('route', 'show', 'table', 'all'),
+    ip('neigh', 'show'),
+    execFileSync('bridge', ['-n', NS, 'fdb', 'show'], { encoding: 'utf8' }),
+  ].join('\n');
+}
+
+/**
+ * Runs `fn` while `ip monitor all` watches the namespace; returns what the monitor printed: any
+ * kernel change (also a delete + identical re-add, or a replace with the same content).
+ */
+async function watched(fn: () => void): Promise<string> {
+  const mon = spawn('ip', ['-n', NS, 'monitor', 'all'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  mon.stdout.on('data', (c: Buffer) => (out += c.toString()));
+  try {
+    // A probe change proves the monitor is listening before `fn` runs.
+    await new Promise((r) => setTimeout(r, 200));
+    ip('link', 'add', 'probe0', 'type', 'veth', 'peer', 'name', 'probe1');
+    ip('link', 'del', 'probe0');
+    const seen = /\[LINK\]Deleted \d+: probe1/;
+    const deadline = Date.now() + 5000;
+    while (!seen.test(out) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    assert.match(out, seen, 'ip monitor did not start');
+    const start = out.length;
+    fn();
+    await new Promise((r) => setTimeout(r, 300));
+    return out.slice(start);
+  } finally {
+    mon.kill();
+  }
+}
+
 before(() => {
   execFileSync('ip', ['netns', 'add', NS]);
+  // No IPv6: its address autoconfiguration would change the kernel state on its own.
+  execFileSync('nsenter', [
+    `--net=/var/run/netns/${NS}`,
+    'sysctl',
+    '-qw',
+    'net.ipv6.conf.all.disable_ipv6=1',
+    'net.ipv6.conf.default.disable_ipv6=1',
+  ]);
   ip('link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'peer0');
   ip('addr', 'add', '192.168.77.1/24', 'dev', 'eth0');
   for (const d of ['lo', 'eth0', 'peer0']) ip('link', 'set', d, 'up');
 });
 after(() => {
-  spawnSync('ip', ['netns', 'del', NS]);
+  run.stop();
 });
 
 const LEASES: [string, string, string?][] = [
@@ -48,7 +97,7 @@ const LEASES: [string, string, string?][] = [
   ['10.5.3.0/24', '192.168.77.3', '02:00:00:00:00:03'],
 ];
 
-test('vxlan backend programs device, neighbours, FDB and routes; a rerun changes nothing; a vanished lease is removed', () => {
+test('vxlan backend programs device, neighbours, FDB and routes; a rerun changes nothing; a vanished lease is removed', async () => {
   const first = drive('vxlan', LEASES);
   assert.deepEqual(first.failures, []);
   assert.equal(first.remaining, 0);
@@ -70,9 +119,13 @@ test('vxlan backend programs device, neighbours, FDB and routes; a rerun changes
   });
   assert.match(fdb, /02:00:00:00:00:02 dst 192.168.77.2 self permanent/);
 
-  const again = drive('vxlan', LEASES);
-  assert.deepEqual(again.ops, [], 'second run must not touch the kernel');
-  assert.equal(again.mac, first.mac, 'device (and MAC) reused');
+  const before = dump();
+  let again: ReturnType<typeof drive> | undefined;
+  const changes = await watched(() => (again = drive('vxlan', LEASES)));
+  assert.equal(changes, '', 'a rerun made kernel changes (ip monitor)');
+  assert.equal(dump(), before, 'kernel state differs after a rerun');
+  assert.deepEqual(again!.ops, [], 'second run must not touch the kernel');
+  assert.equal(again!.mac, first.mac, 'device (and MAC) reused');
 
   const gone = drive('vxlan', LEASES.slice(0, 2));
   assert.deepEqual(gone.ops, ['del route', 'del neigh', 'del fdb']);

@@ -12,6 +12,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
+import '../../../test/fc-seed.js';
 import { EventTime, encodeEntry } from '../forward/codec.js';
 import { PartialAssembler } from '../partial.js';
 import { runQuery, type LogQuery } from './query.js';

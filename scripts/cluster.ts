@@ -35,6 +35,12 @@ function printAccess(c: {
     lines.push(`      shell:  npm run cluster -- exec ${i + 1} -- sh`);
     if (h.dockerSocket) lines.push(`      docker: DOCKER_HOST=unix://${h.dockerSocket} docker ps`);
   });
+  const agg = c.hosts[0];
+  if (agg)
+    lines.push(
+      '',
+      `logs: http://${agg.ip}:24241/?service=nginx   (live tail page of the aggregator on host 1; open it in a browser here)`,
+    );
   lines.push('', 'status: npm run cluster -- status', 'stop:   npm run cluster -- down', '');
   process.stdout.write(lines.join('\n'));
 }

@@ -25,6 +25,12 @@ const serverFlag = {
     env: ['FLOTILLA_LOGS_SERVER', 'LOGS_SERVER'],
   },
   ...etcdFlags('FLOTILLA'),
+  token: {
+    type: 'string',
+    value: 'TOKEN',
+    help: 'bearer token, when the aggregator runs with --http-token',
+    env: ['FLOTILLA_LOGS_TOKEN'],
+  },
 } satisfies FlagTable;
 
 const filterFlags = {
@@ -117,11 +123,12 @@ async function serverOf(f: { server?: string | undefined } & EtcdSettings): Prom
 }
 
 async function get(
-  flags: { server?: string | undefined } & EtcdSettings,
+  flags: { server?: string | undefined; token?: string | undefined } & EtcdSettings,
   path: string,
   q?: URLSearchParams,
 ): Promise<Response> {
   const server = await serverOf(flags);
+  const token = flags.token;
   let url: URL;
   try {
     url = new URL(path + (q ? `?${q.toString()}` : ''), server);
@@ -130,7 +137,7 @@ async function get(
   }
   let res: Response;
   try {
-    res = await fetch(url);
+    res = await fetch(url, token ? { headers: { authorization: `Bearer ${token}` } } : {});
   } catch (err) {
     throw new Error(
       `cannot reach the aggregator at ${server}: ${(err as { cause?: Error }).cause?.message ?? String(err)} (set --server or FLOTILLA_LOGS_SERVER)`,

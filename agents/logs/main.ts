@@ -125,8 +125,20 @@ const aggregatorFlags = {
   http: {
     type: 'string',
     value: 'HOST:PORT',
-    help: 'query API + health + metrics address',
+    help: 'query API, live tail page (/), health and metrics address',
     default: '0.0.0.0:24241',
+  },
+  'http-token': {
+    type: 'string',
+    value: 'TOKEN',
+    help: 'require this bearer token for the page and query API (not /healthz, /metrics)',
+    env: ['LOGSD_HTTP_TOKEN'],
+  },
+  'http-token-file': {
+    type: 'string',
+    value: 'FILE',
+    help: 'read --http-token from this file (first line)',
+    env: ['LOGSD_HTTP_TOKEN_FILE'],
   },
   'data-dir': {
     type: 'string',
@@ -190,6 +202,17 @@ function addr(flag: string, v: string) {
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
+}
+
+/** --http-token or the first line of --http-token-file (one of them, not both). */
+function tokenFrom(token: string, file: string): string | undefined {
+  if (token && file) throw new UsageError('--http-token and --http-token-file: give one, not both');
+  if (!file) return token || undefined;
+  const t = readFile('http-token-file', file)!.toString().split(/\r?\n/)[0]!.trim();
+  if (!t) throw new ConfigError(`--http-token-file: "${file}" holds no token on its first line`);
+  if (/\s/.test(t))
+    throw new ConfigError(`--http-token-file: the token in "${file}" contains spaces`);
+  return t;
 }
 
 const TOP = `Usage: logsd <agent|aggregator> [flags]
@@ -269,9 +292,11 @@ if (sub === 'agent') {
         const ca = readFile('tls-ca', f.tlsCa);
         if (Boolean(cert) !== Boolean(key))
           throw new UsageError('--tls-cert and --tls-key go together');
+        const httpToken = tokenFrom(f.httpToken, f.httpTokenFile);
         const agg = await startAggregator({
           listen: addr('listen', f.listen),
           http: addr('http', f.http),
+          ...(httpToken ? { httpToken } : {}),
           dataDir: f.dataDir,
           fsync: fsyncPolicy(f.fsync),
           retentionMs: f.retention,

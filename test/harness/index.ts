@@ -30,3 +30,4 @@ export {
 } from './etcd-auth.js';
 export { startTrackedRun, type TrackedRun } from './tracked.js';
 export type { EtcdMember, MemberStatus } from './etcd.js';
+export { startChromium, Browser, Page, CHROMIUM, type ProcessOwner } from './chromium.js';

@@ -4,7 +4,8 @@
  *   GET /v1/logs?service=S[&host=H][&container=C][&since=T][&until=T][&grep=RE][&limit=N][&follow=1]
  *        → NDJSON, one LogLine per line, oldest first; with follow=1 the response stays open and
  *          new matching records are appended as they are stored.
- * T is ms since epoch or a duration back from now (10m, 1h). Bad parameters → 400 with one line.
+ * T is ms since epoch (fractions allowed, as in a record's `ts`), an RFC 3339 time or a duration
+ * back from now (10m, 1h). Bad parameters → 400 with one line.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { parseDuration } from '../../common/cli.js';
@@ -49,7 +50,7 @@ export function checkUrlSize(req: IncomingMessage): void {
 
 function time(name: string, v: string | null, now: number): number | undefined {
   if (v === null || v === '') return undefined;
-  if (/^\d+$/.test(v)) return Number(v);
+  if (/^\d+(\.\d+)?$/.test(v)) return Number(v); // fractional: a record's `ts`, exactly
   const d = Date.parse(v);
   if (!Number.isNaN(d) && /^\d{4}-/.test(v)) return d;
   try {

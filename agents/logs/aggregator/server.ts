@@ -22,6 +22,8 @@ import {
 } from '../forward/codec.js';
 import { checkPing, encodeHelo, encodePong, newNonce } from '../forward/handshake.js';
 import { queryRoutes } from './http.js';
+import { withToken } from './web/auth.js';
+import { webRoutes } from './web/routes.js';
 import { Store, type Batch, type FsyncPolicy, type Part } from './store.js';
 import { ForwardOut } from './forward-out.js';
 import type { Target } from '../shipper.js';
@@ -29,6 +31,8 @@ import type { Target } from '../shipper.js';
 export interface AggregatorConfig {
   listen: { host: string; port: number };
   http?: { host: string; port: number };
+  /** When set, the page and query API need it (web/auth.ts); health and metrics stay open. */
+  httpToken?: string;
   dataDir: string;
   fsync: FsyncPolicy;
   retentionMs?: number;
@@ -283,7 +287,7 @@ export async function startAggregator(cfg: AggregatorConfig): Promise<RunningAgg
       port: cfg.http.port,
       registry: metrics.registry,
       ready: () => (store.diskFull ? `data dir ${cfg.dataDir} is full; refusing writes` : true),
-      routes: queryRoutes(store),
+      routes: withToken({ ...webRoutes(), ...queryRoutes(store) }, cfg.httpToken),
     });
   log.info({ port, http: health?.port, dataDir: cfg.dataDir }, 'logs aggregator listening');
   return {

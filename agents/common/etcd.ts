@@ -93,6 +93,7 @@ export function etcdOptions(s: EtcdSettings): IOptions {
   if (Boolean(certChain) !== Boolean(privateKey))
     throw new UsageError('--etcd-certfile and --etcd-keyfile must be given together');
   const tls = s.etcdEndpoints.some((e) => e.startsWith('https:'));
+  if (tls) quietIpServernameWarning();
   const opts: IOptions = { hosts: s.etcdEndpoints, dialTimeout: 3000, ...leaderAwareOptions() };
   if (tls || rootCertificate || certChain) {
     opts.credentials = {
@@ -102,6 +103,25 @@ export function etcdOptions(s: EtcdSettings): IOptions {
     } as IOptions['credentials'];
   }
   return opts;
+}
+
+let quieted = false;
+/**
+ * grpc-js hands an endpoint's IP address to TLS as the SNI server name; Node ignores it (SNI is
+ * for names) and prints deprecation DEP0123 on stderr of every agent that reaches etcd by IP over
+ * TLS. The certificate is still verified against the IP (its subjectAltName), so only that one
+ * warning is dropped; every other warning is printed as before.
+ */
+function quietIpServernameWarning(): void {
+  if (quieted) return;
+  quieted = true;
+  const emit = process.emitWarning.bind(process) as (...args: unknown[]) => void;
+  process.emitWarning = ((...args: unknown[]) => {
+    const [, opts, code] = args;
+    const c = typeof opts === 'object' && opts !== null ? (opts as { code?: string }).code : code;
+    if (c === 'DEP0123') return;
+    emit(...args);
+  }) as typeof process.emitWarning;
 }
 
 /** gRPC metadata that makes etcd refuse (or cancel) a call on a member without a leader. */
@@ -244,4 +264,42 @@ export async function checkEtcdReachable(
   } finally {
     clearTimeout(timer);
   }
+}
+
+/**
+ * etcd refused an operation because the client's etcd user (the CN of its certificate, with
+ * client-certificate auth) has no role granting it. Names the key and the access needed, so
+ * the log line says what to grant, or that the agent tried to reach outside its prefix.
+ */
+export class EtcdPermissionError extends ConfigError {
+  override name = 'EtcdPermissionError';
+  constructor(
+    readonly access: 'read' | 'write',
+    readonly key: string,
+  ) {
+    super(
+      `etcd refused to ${access} ${key}: permission denied (the etcd user of this client's ` +
+        `certificate has no role granting ${access} on that key; see "etcd users and roles" in docs/operations.md)`,
+    );
+  }
+}
+
+/** True for etcd's "permission denied" (RBAC) answer. */
+export function isPermissionDenied(err: unknown): boolean {
+  // By name and message: etcd3 is loaded only when a client is made (see `load`).
+  return (
+    (err as { name?: string } | undefined)?.name === 'EtcdPermissionDeniedError' ||
+    /etcdserver: permission denied/.test(errorMessage(err))
+  );
+}
+
+/**
+ * For `.catch(...)` on an etcd call: a permission denial becomes an EtcdPermissionError naming
+ * `key` (a prefix is written `prefix*`) and the access; any other error is rethrown as it is.
+ */
+export function explainDenied(access: 'read' | 'write', key: string): (err: unknown) => never {
+  return (err: unknown) => {
+    if (isPermissionDenied(err)) throw new EtcdPermissionError(access, key);
+    throw err;
+  };
 }

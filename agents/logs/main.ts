@@ -160,6 +160,17 @@ const aggregatorFlags = {
     help: 'require agents to prove this forward-protocol shared key',
     env: ['LOGSD_SHARED_KEY'],
   },
+  'handshake-timeout': {
+    type: 'duration',
+    help: 'with --shared-key: close a connection that has not passed the handshake by then',
+    default: '10s',
+  },
+  'max-pending': {
+    type: 'int',
+    value: 'N',
+    help: 'unauthenticated connections kept at most; beyond, the oldest is closed',
+    default: 256,
+  },
   ...tlsFlags,
   'forward-out': {
     type: 'string',
@@ -291,6 +302,8 @@ if (sub === 'agent') {
           retentionMs: f.retention,
           maxBytes: parseSize('retention-size', f.retentionSize),
           ...(f.sharedKey ? { sharedKey: f.sharedKey } : {}),
+          handshakeTimeoutMs: f.handshakeTimeout,
+          maxPending: f.maxPending,
           ...(cert && key ? { tls: { cert, key, ...(ca ? { ca, requestCert: true } : {}) } } : {}),
           ...(f.forwardOut ? { forwardOut: addr('forward-out', f.forwardOut) } : {}),
           hostname: f.hostname,

@@ -19,7 +19,12 @@ import {
 } from './lease.js';
 import type { Cidr, Prefix } from './ip.js';
 import { errorMessage } from '../common/errors.js';
-import { keepAliveOnce } from '../common/etcd.js';
+import {
+  EtcdPermissionError,
+  explainDenied,
+  isPermissionDenied,
+  keepAliveOnce,
+} from '../common/etcd.js';
 
 export interface StoreEvents {
   /** The lease set changed: these keys were put or deleted, or (undefined) a fresh list replaced it. */
@@ -59,12 +64,19 @@ export class LeaseStore extends EventEmitter<StoreEvents> {
   }
 
   async getConfig(): Promise<string | null> {
-    return this.client.get(this.configKey()).string();
+    return this.client
+      .get(this.configKey())
+      .string()
+      .catch(explainDenied('read', this.configKey()));
   }
 
   /** Replaces the in-memory set with a fresh list; returns the revision it reflects. */
   async list(): Promise<string> {
-    const res = await this.client.getAll().prefix(subnetsPrefix(this.prefix)).exec();
+    const res = await this.client
+      .getAll()
+      .prefix(subnetsPrefix(this.prefix))
+      .exec()
+      .catch(explainDenied('read', `${subnetsPrefix(this.prefix)}*`));
     this.leases.clear();
     for (const kv of res.kvs) this.apply(kv, false);
     this.emit('change', undefined);
@@ -94,7 +106,12 @@ export class LeaseStore extends EventEmitter<StoreEvents> {
     w.on('error', (err) => {
       if (this.closed || this.watcher !== w) return;
       this.watcher = undefined;
-      this.emit('relist', errorMessage(err));
+      this.emit(
+        'relist',
+        isPermissionDenied(err)
+          ? new EtcdPermissionError('read', `${subnetsPrefix(this.prefix)}* (watch)`).message
+          : errorMessage(err),
+      );
       // etcd3 has already dropped a cancelled watcher; cancelling it again makes the library
       // throw "Failed to find watcher" from inside its stream handler.
       const retry = () => {
@@ -155,7 +172,8 @@ export class LeaseStore extends EventEmitter<StoreEvents> {
     const res = await this.client
       .if(key, 'Create', '==', 0)
       .then(this.client.put(key).value(value).lease(ID))
-      .commit();
+      .commit()
+      .catch(explainDenied('write', key));
     if (res.succeeded) return { subnet, subnet6, key, etcdLease: ID, value };
     await this.client.leaseClient.leaseRevoke({ ID }).catch(() => undefined);
     return undefined;
@@ -168,7 +186,10 @@ export class LeaseStore extends EventEmitter<StoreEvents> {
    */
   async adopt(existing: Lease, attrs: LeaseAttrs, ttlSeconds: number): Promise<Held | undefined> {
     const value = encodeLease(attrs);
-    const current = await this.client.get(existing.key).exec();
+    const current = await this.client
+      .get(existing.key)
+      .exec()
+      .catch(explainDenied('read', existing.key));
     const kv = current.kvs[0];
     if (!kv || kv.mod_revision !== existing.modRevision) return undefined;
     let id = kv.lease;
@@ -184,7 +205,8 @@ export class LeaseStore extends EventEmitter<StoreEvents> {
       const res = await this.client
         .if(existing.key, 'Mod', '==', kv.mod_revision)
         .then(put)
-        .commit();
+        .commit()
+        .catch(explainDenied('write', existing.key));
       if (!res.succeeded) return undefined;
     }
     return {
@@ -201,7 +223,11 @@ export class LeaseStore extends EventEmitter<StoreEvents> {
     const value = encodeLease(attrs);
     const put = this.client.put(held.key).value(value);
     if (held.etcdLease !== '0') put.lease(held.etcdLease);
-    const res = await this.client.if(held.key, 'Create', '>', 0).then(put).commit();
+    const res = await this.client
+      .if(held.key, 'Create', '>', 0)
+      .then(put)
+      .commit()
+      .catch(explainDenied('write', held.key));
     return res.succeeded ? { ...held, value } : undefined;
   }
 

@@ -30,6 +30,12 @@ import {
   type Underlay,
 } from './network.js';
 import { startDockerd, type DockerOptions } from './dockerd.js';
+import {
+  etcdClientFlags,
+  etcdClientSettings,
+  type EtcdClientSettings,
+  type EtcdUser,
+} from './etcd-auth.js';
 import { ensureTestImage, TEST_IMAGE } from './image.js';
 import {
   must,
@@ -69,6 +75,11 @@ export interface ClusterOptions {
    * and kill the leader, or cut one off from its peers (`partitionEtcd`).
    */
   etcdMembers?: number;
+  /**
+   * The hub etcd with TLS, client-certificate auth and RBAC (the shipped etcd-certs.sh and
+   * etcd-roles.sh); agents then need `cluster.etcdFlags(user)`. Single member only.
+   */
+  secureEtcd?: boolean;
 }
 
 export interface ContainerRunOptions {
@@ -383,6 +394,18 @@ export class Cluster {
   get etcdEndpoints(): string[] {
     return this.state.etcdEndpoints;
   }
+  /** Certificates of a secure etcd (ca.pem, <user>.pem, <user>-key.pem); undefined if plain. */
+  get etcdPki(): string | undefined {
+    return this.state.etcdPki;
+  }
+  /** What an agent running as etcd user `user` connects with (just the endpoints if plain). */
+  etcdSettings(user: EtcdUser = 'root'): EtcdClientSettings {
+    return etcdClientSettings(this.etcdEndpoints, this.etcdPki, user);
+  }
+  /** The same as agent flags (--etcd-endpoints=… and, when secure, the TLS files). */
+  etcdFlags(user: EtcdUser = 'root'): string[] {
+    return etcdClientFlags(this.etcdSettings(user));
+  }
 
   track(pid: number, what: string): void {
     this.state.pids.push({ pid, what });
@@ -572,9 +595,11 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
         ip: underlay.hubIp,
         dir,
         name: `flt${id}`,
+        secure: opts.secureEtcd ?? false,
       });
       cluster.track(cluster.etcd.proc.pid, 'etcd');
       state.etcdEndpoints = cluster.etcd.endpoints;
+      if (cluster.etcd.pki) state.etcdPki = cluster.etcd.pki;
     }
     for (let i = 1; i <= opts.hosts; i++) {
       state.namespaces.push(`flt${id}-h${i}`);

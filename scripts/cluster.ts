@@ -6,7 +6,8 @@
 import { spawnSync } from 'node:child_process';
 import { loadState, teardown, alive, type Cluster } from '../test/harness/index.js';
 import { requireSupportedNode } from '../agents/common/agent.js';
-import { demonstrate, upLocalCluster, type LocalCluster } from './local-cluster.js';
+import { existsSync, readFileSync } from 'node:fs';
+import { demonstrate, logSecrets, upLocalCluster, type LocalCluster } from './local-cluster.js';
 
 const ID = 'demo';
 
@@ -22,6 +23,7 @@ function usage(): never {
 }
 
 function printAccess(c: {
+  dir: string;
   hosts: { name: string; ip: string; dockerSocket?: string | undefined }[];
   etcdEndpoints: string[];
 }): void {
@@ -36,11 +38,15 @@ function printAccess(c: {
     if (h.dockerSocket) lines.push(`      docker: DOCKER_HOST=unix://${h.dockerSocket} docker ps`);
   });
   const agg = c.hosts[0];
-  if (agg)
+  if (agg) {
+    const { tokenFile } = logSecrets(c);
+    const token = existsSync(tokenFile) ? readFileSync(tokenFile, 'utf8').trim() : '';
     lines.push(
       '',
-      `logs: http://${agg.ip}:24241/?service=nginx   (live tail page of the aggregator on host 1; open it in a browser here)`,
+      `logs: http://${agg.ip}:24241/?service=nginx${token ? `&token=${token}` : ''}   (live tail page of the aggregator on host 1; open it in a browser here)`,
+      `      logs tail --service nginx --server http://${agg.ip}:24241 --token-file ${tokenFile}   (the query token; the shared key is beside it)`,
     );
+  }
   lines.push('', 'status: npm run cluster -- status', 'stop:   npm run cluster -- down', '');
   process.stdout.write(lines.join('\n'));
 }
@@ -81,7 +87,11 @@ async function up(): Promise<void> {
   process.stdout.write(
     `\nPrometheus: ${lc.prometheusUrl}   (alerts: ${lc.prometheusUrl}/alerts, rules: units/monitoring/flotilla-alerts.yml)\n`,
   );
-  printAccess({ hosts: cluster.state.hosts, etcdEndpoints: cluster.etcdEndpoints });
+  printAccess({
+    dir: cluster.dir,
+    hosts: cluster.state.hosts,
+    etcdEndpoints: cluster.etcdEndpoints,
+  });
   // Open dockerode sockets would keep this process alive; the daemons run on without it.
   process.exit(0);
 }

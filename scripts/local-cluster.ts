@@ -25,6 +25,23 @@ export const OVERLAY_NETWORK = '10.5.0.0/16';
 /** busybox httpd in the test image stands in for nginx; -vv logs each request to stderr. */
 const NGINX_COMMAND = 'httpd -f -vv -p 80 -h /var/www';
 
+/** The log aggregator's query API: host 1's underlay address (logs-aggregator@1 binds it). */
+export function aggregatorUrl(hosts: { ip: string }[]): string {
+  return `http://${hosts[0]!.ip}:24241`;
+}
+
+/** The leases in `etcdctl get --prefix /coreos.com/network/subnets/` output (key and value lines). */
+export function parseLeases(etcdctlOut: string): { subnet: string; publicIp: string }[] {
+  const lines = etcdctlOut.trim().split('\n');
+  const leases: { subnet: string; publicIp: string }[] = [];
+  for (let i = 0; i + 1 < lines.length; i += 2) {
+    const subnet = lines[i]!.split('/').pop()!.replace('-', '/');
+    const publicIp = (JSON.parse(lines[i + 1]!) as { PublicIP: string }).PublicIP;
+    leases.push({ subnet, publicIp });
+  }
+  return leases;
+}
+
 export interface LocalClusterOptions {
   id?: string;
   persistent?: boolean;
@@ -211,7 +228,7 @@ export async function upLocalCluster(o: LocalClusterOptions = {}): Promise<Local
       startUnit(cluster, h1, 'logs-aggregator@.service', 'logs-aggregator@1.service');
       await waitFor(
         'aggregator HTTP',
-        async () => (await fetch(`http://${h1.ip}:24241/healthz`)).ok,
+        async () => (await fetch(`${aggregatorUrl(cluster.hosts)}/healthz`)).ok,
         20_000,
       );
     });
@@ -310,7 +327,7 @@ export async function upLocalCluster(o: LocalClusterOptions = {}): Promise<Local
     );
     return {
       cluster,
-      aggregatorHttp: `http://${h1.ip}:24241`,
+      aggregatorHttp: aggregatorUrl(cluster.hosts),
       nginx,
       prometheusUrl,
       units: started.get(cluster) ?? new Map(),
@@ -352,13 +369,7 @@ export async function demonstrate(
     '--prefix',
     '/coreos.com/network/subnets/',
   ]);
-  const lines = leaseOut.stdout.trim().split('\n');
-  const leases: Demo['leases'] = [];
-  for (let i = 0; i + 1 < lines.length; i += 2) {
-    const subnet = lines[i]!.split('/').pop()!.replace('-', '/');
-    const publicIp = (JSON.parse(lines[i + 1]!) as { PublicIP: string }).PublicIP;
-    leases.push({ subnet, publicIp });
-  }
+  const leases = parseLeases(leaseOut.stdout);
   say('\nsubnet leases (etcd /coreos.com/network/subnets):');
   for (const l of leases) say(`  ${l.subnet.padEnd(16)} host ${l.publicIp}`);
 

@@ -26,6 +26,7 @@ export const CORES = {
   ],
   'agents/dns/wire.ts': [
     'dist/agents/dns/wire.test.js',
+    'dist/agents/dns/spread.test.js',
     'dist/agents/dns/server-hardening.test.js',
     'dist/agents/dns/server.test.js',
   ],
@@ -39,9 +40,11 @@ export const CORES = {
   'agents/dns/encode.ts': [
     'dist/agents/dns/wire.test.js',
     'dist/agents/dns/server-hardening.test.js',
+    'dist/agents/dns/server.test.js',
+    'dist/agents/dns/spread.test.js',
   ],
   'agents/overlay/allocator.ts': ['dist/agents/overlay/allocator.test.js'],
-  'agents/overlay/reconcile.ts': ['dist/agents/overlay/reconcile.test.js'],
+  'agents/overlay/reconcile.ts': ['dist/agents/overlay/reconcile*.test.js'],
   'agents/overlay/lease.ts': ['dist/agents/overlay/lease.test.js'],
   'agents/overlay/subnet-env.ts': ['dist/agents/overlay/subnet-env*.test.js'],
   'agents/overlay/config.ts': ['dist/agents/overlay/config.test.js'],

@@ -218,6 +218,22 @@ export function createEtcd(s: EtcdSettings): Etcd3 {
 }
 
 /**
+ * gRPC's message for an unreachable etcd as one line without its noise
+ * ("14 UNAVAILABLE: No connection established. Last error: Error: connect ECONNREFUSED …
+ * Resolution note: " → "connect ECONNREFUSED …").
+ */
+export function etcdErrorLine(message: string): string {
+  const m = message
+    .replace(/\s*Resolution note:[\s\S]*$/, '')
+    .replace(/^\d+ [A-Z_]+: (No connection established\. )?(Last error: )?(Error: )?/, '')
+    .replace(/\s+/g, ' ')
+    .replace(/[.;, ]+$/, '');
+  return m || message.trim();
+}
+
+const ENDPOINTS_HINT = '(check --etcd-endpoints or ETCDCTL_ENDPOINTS)';
+
+/**
  * Resolves when etcd answers a status call, or throws ConfigError after `timeoutMs`,
  * naming the endpoints: for commands that must fail fast when etcd is unreachable at start.
  */
@@ -232,7 +248,7 @@ export async function checkEtcdReachable(
       () =>
         reject(
           new ConfigError(
-            `etcd unreachable at ${endpoints.join(',')} (no answer within ${timeoutMs} ms)`,
+            `etcd unreachable at ${endpoints.join(',')}: no answer within ${timeoutMs} ms ${ENDPOINTS_HINT}`,
           ),
         ),
       timeoutMs,
@@ -242,7 +258,9 @@ export async function checkEtcdReachable(
     await Promise.race([client.maintenance.status(), timeout]);
   } catch (err) {
     if (err instanceof ConfigError) throw err;
-    throw new ConfigError(`etcd unreachable at ${endpoints.join(',')}: ${errorMessage(err)}`);
+    throw new ConfigError(
+      `etcd unreachable at ${endpoints.join(',')}: ${etcdErrorLine(errorMessage(err))} ${ENDPOINTS_HINT}`,
+    );
   } finally {
     clearTimeout(timer);
   }

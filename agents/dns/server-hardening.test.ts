@@ -151,6 +151,8 @@ const records: Record<string, object> = {
   [`${p}/out1`]: { host: 'www.upstream.test' },
   [`${p}/out2`]: { host: 'www2.upstream.test' },
   [`${p}/txt`]: { text: 'é'.repeat(150) + 'x'.repeat(300) },
+  [`${p}/txt510`]: { text: 'y'.repeat(510) },
+  ['/skydns/arpa/in-addr/10/0/0/1']: { host: 'x1.web.skydns.local' },
 };
 for (let i = 0; i < 300; i++) records[`${p}/huge/n${i}`] = { host: `10.4.${i >> 8}.${i & 0xff}` };
 
@@ -233,6 +235,40 @@ test('TXT longer than 255 bytes is split into 255-byte character-strings, losing
     [255, 255, 90],
   );
   assert.equal(Buffer.concat(strings).toString('utf8'), 'é'.repeat(150) + 'x'.repeat(300));
+});
+
+test('TXT of exactly 510 bytes is two full strings (no empty third)', async () => {
+  const r = await ask({ name: 'txt510.skydns.local', type: 16 }, { tcp: true });
+  assert.deepEqual(
+    txtStrings(r.answers[0]!.rdata).map((x) => x.length),
+    [255, 255],
+  );
+});
+
+/** A (possibly compressed) name at `off` of message `b`, as dotted text. */
+function nameAt(b: Buffer, off: number): string {
+  const labels: string[] = [];
+  for (;;) {
+    const len = b[off]!;
+    if (len === 0) return labels.join('.') + '.';
+    if ((len & 0xc0) === 0xc0) {
+      off = ((len & 0x3f) << 8) | b[off + 1]!;
+      continue;
+    }
+    labels.push(b.toString('latin1', off + 1, off + 1 + len));
+    off += len + 1;
+  }
+}
+
+test('PTR answers carry the record host as the domain name', async () => {
+  const q = query({ name: '1.0.0.10.in-addr.arpa', type: 12 });
+  const out = (await resolver.answer(q, ALLOWED, true))!;
+  const r = reply(out);
+  assert.equal(r.rcode, NOERROR);
+  assert.equal(r.answers.length, 1);
+  assert.equal(r.answers[0]!.type, 12);
+  const at = out.indexOf(r.answers[0]!.rdata);
+  assert.equal(nameAt(out, at), 'x1.web.skydns.local.');
 });
 
 test('a UDP answer is capped at 4096 bytes even when the client advertises more; we advertise 1232', async () => {

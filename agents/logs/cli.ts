@@ -10,7 +10,7 @@ import { createWriteStream } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import tar from 'tar-stream';
 import { packageVersion, runCommand } from '../common/agent.js';
-import type { FlagTable } from '../common/cli.js';
+import { parseDuration, type FlagTable } from '../common/cli.js';
 import { UsageError } from '../common/errors.js';
 import type { LogLine } from './aggregator/query.js';
 import { etcdFlags, type EtcdSettings } from '../common/etcd.js';
@@ -28,7 +28,6 @@ const serverFlag = {
     help: `aggregator query API; default: the address the aggregator announces in etcd at ${AGGREGATOR_KEY}, else http://127.0.0.1:24241`,
     env: ['FLOTILLA_LOGS_SERVER', 'LOGS_SERVER'],
   },
-  ...etcdFlags('FLOTILLA'),
   token: {
     type: 'string',
     value: 'TOKEN',
@@ -41,6 +40,7 @@ const serverFlag = {
     help: `read the token from this file (first line); default ${TOKEN_FILE} when it exists`,
     env: ['FLOTILLA_LOGS_TOKEN_FILE'],
   },
+  ...etcdFlags('FLOTILLA'),
 } satisfies FlagTable;
 
 const filterFlags = {
@@ -62,7 +62,13 @@ const filterFlags = {
 const tailFlags = {
   ...filterFlags,
   follow: { type: 'bool', short: 'f', help: 'keep streaming new records' },
-  lines: { type: 'int', short: 'n', value: 'N', help: 'last N records (0 = all)', default: 100 },
+  lines: {
+    type: 'int',
+    short: 'n',
+    value: 'N',
+    help: 'last N records (0 = all; with -f, 0 = only new ones)',
+    default: 100,
+  },
   json: { type: 'bool', help: 'one JSON object per line (any bytes of a record stay valid JSON)' },
   raw: {
     type: 'bool',
@@ -112,7 +118,7 @@ function query(f: {
 }): URLSearchParams {
   if (!f.service) throw new UsageError('--service: required (see `logs services`)');
   const q = new URLSearchParams({ service: f.service });
-  if (f.since) q.set('since', f.since);
+  if (f.since) q.set('since', checkSince(f.since));
   if (f.host) q.set('host', f.host);
   if (f.container) q.set('container', f.container);
   if (f.grep) {
@@ -124,6 +130,45 @@ function query(f: {
     q.set('grep', f.grep);
   }
   return q;
+}
+
+/** --since as the aggregator reads it (a duration or an RFC 3339 time), checked before asking. */
+function checkSince(v: string): string {
+  if (/^\d+$/.test(v) || (/^\d{4}-/.test(v) && !Number.isNaN(Date.parse(v)))) return v;
+  try {
+    parseDuration(v);
+  } catch {
+    throw new UsageError(`--since: "${v}" is not a duration like 10m or an RFC 3339 time`);
+  }
+  return v;
+}
+
+/**
+ * Why a query found nothing, when the reason is a name that does not exist: an unknown
+ * --service, or a --host with no record of the service. Undefined when the names exist (the
+ * other filters just matched nothing).
+ */
+async function unknownName(
+  flags: Parameters<typeof get>[0],
+  f: { service?: string | undefined; host?: string | undefined },
+): Promise<string | undefined> {
+  const body = (await (await get(flags, '/v1/services')).json()) as {
+    services: { service: string }[];
+  };
+  const known = body.services.map((s) => s.service).sort();
+  if (!known.includes(f.service!))
+    return `no such service "${f.service}"; known: ${known.join(', ') || 'none yet'}`;
+  if (!f.host) return undefined;
+  const lines = async (q: Record<string, string>) =>
+    (await (await get(flags, '/v1/logs', new URLSearchParams(q))).text())
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as LogLine);
+  if ((await lines({ service: f.service!, host: f.host, limit: '1' })).length > 0) return undefined;
+  const hosts = [
+    ...new Set((await lines({ service: f.service!, limit: '1000' })).map((l) => l.host)),
+  ];
+  return `no record of service "${f.service}" from host "${f.host}"; its hosts: ${hosts.sort().join(', ')}`;
 }
 
 /** --server / FLOTILLA_LOGS_SERVER, else what the aggregator announced in etcd, else loopback. */
@@ -157,7 +202,10 @@ async function get(
   }
   let res: Response;
   try {
-    res = await fetch(url, token ? { headers: { authorization: `Bearer ${token}` } } : {});
+    res = await fetch(
+      url,
+      flags.token ? { headers: { authorization: `Bearer ${flags.token}` } } : {},
+    );
   } catch (err) {
     throw new Error(
       `cannot reach the aggregator at ${server}: ${(err as { cause?: Error }).cause?.message ?? String(err)} (set --server or FLOTILLA_LOGS_SERVER)`,
@@ -211,16 +259,25 @@ async function tail(argv: string[]): Promise<void> {
       async start(f) {
         if (f.lines < 0) throw new UsageError('-n/--lines: must be 0 or more');
         const q = query(f);
-        if (f.lines > 0) q.set('limit', String(f.lines));
+        // -n 0 is all of them, except with -f: only new ones, as `tail -n 0 -f`.
+        if (f.lines > 0 || f.follow) q.set('limit', String(f.lines));
         if (f.follow) q.set('follow', '1');
         const tty = Boolean(process.stdout.isTTY);
         const res = await get(f, '/v1/logs', q);
+        // Following a name that does not exist yet is allowed (its container may start later).
+        if (f.follow)
+          void unknownName(f, f).then(
+            (why) => why && process.stderr.write(`logs tail: ${why}; waiting for new records\n`),
+            () => undefined,
+          );
+        let count = 0;
         // One write per body chunk, awaited: stdout's backpressure reaches the socket (no
         // unbounded buffering, no pile of 'drain' listeners on a slow terminal or pipe).
         let buf = '';
         await eachLine(
           res,
           (l, raw) => {
+            count++;
             buf += `${f.json ? raw : formatLine(l, tty, f.raw)}\n`;
           },
           async () => {
@@ -230,6 +287,10 @@ async function tail(argv: string[]): Promise<void> {
           },
         );
         await write(buf);
+        if (count === 0) {
+          const why = await unknownName(f, f);
+          if (why) throw new Error(why);
+        }
         return 0;
       },
     },
@@ -305,6 +366,10 @@ async function exportTar(argv: string[]): Promise<void> {
           if (!list) files.set(name, (list = []));
           list.push(`${l.time} ${l.stream} ${l.log}\n`);
         });
+        if (files.size === 0) {
+          const why = await unknownName(f, f);
+          if (why) throw new Error(why);
+        }
         const pack = tar.pack();
         const done = pipeline(pack, createWriteStream(f.output));
         for (const [name, lines] of files) pack.entry({ name, mtime: new Date() }, lines.join(''));

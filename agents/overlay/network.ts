@@ -70,22 +70,23 @@ export async function resolveExternal(
   publicIP: string | undefined,
   publicIPv6?: string,
 ): Promise<ExternalInterface> {
-  const links = await kernel.links();
   const addrs = await kernel.addresses();
   let link;
   if (iface) {
     const ip = parseIPv4(iface);
+    // By name, one link is asked for: parsing the whole link dump is a measurable part of start-up.
     link =
       ip === undefined
-        ? links.find((l) => l.name === iface)
-        : links.find((l) => (addrs.get(l.index) ?? []).some((a) => a.ip === ip));
+        ? await kernel.linkByName(iface)
+        : (await kernel.links()).find((l) => (addrs.get(l.index) ?? []).some((a) => a.ip === ip));
     if (!link)
       throw new ConfigError(
         ip === undefined
-          ? `--iface: no interface named "${iface}" (have: ${links.map((l) => l.name).join(', ')})`
+          ? `--iface: no interface named "${iface}" (have: ${(await kernel.links()).map((l) => l.name).join(', ')})`
           : `--iface: no interface has the address ${iface}`,
       );
   } else {
+    const links = await kernel.links();
     const idx = await kernel.defaultRouteIndex();
     link =
       links.find((l) => l.index === idx) ??
@@ -135,6 +136,7 @@ export class OverlayNetwork {
   private stopped = false;
   private fileWritten = false;
   private timers: NodeJS.Timeout[] = [];
+  private renewRetry: NodeJS.Timeout | undefined;
   private readonly applied = new AppliedLeases();
   /** Lease keys changed since their delta was last applied. */
   private readonly pendingKeys = new Set<string>();
@@ -423,9 +425,9 @@ export class OverlayNetwork {
       this.m.renewals.inc({ result: 'error' });
       this.o.log.warn(`lease keep-alive failed: ${errorMessage(err)}; retrying in 5 s`);
       // Do not wait a whole renewal period (up to TTL/3) after a failure.
-      const t = setTimeout(() => void this.renew(), 5000);
-      t.unref();
-      this.timers.push(t);
+      clearTimeout(this.renewRetry);
+      this.renewRetry = setTimeout(() => void this.renew(), 5000);
+      this.renewRetry.unref();
     }
   }
 
@@ -617,6 +619,7 @@ export class OverlayNetwork {
   async stop(): Promise<void> {
     this.stopped = true;
     for (const t of this.timers) clearInterval(t);
+    clearTimeout(this.renewRetry);
     await this.store.close();
     this.kernel.close();
   }

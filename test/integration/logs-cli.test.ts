@@ -136,7 +136,8 @@ test(
   async () => {
     const p = spawn(
       process.execPath,
-      [CLI, 'tail', '--service=vol', '-f', '-n', '0', `--server=http://127.0.0.1:${http}`],
+      // -n 65000: the history in full (with -f, -n 0 means only new records, as tail -n 0 -f).
+      [CLI, 'tail', '--service=vol', '-f', '-n', '65000', `--server=http://127.0.0.1:${http}`],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
     let stderr = '';

@@ -140,7 +140,27 @@ export class LogsRig {
    */
   async assertExactlyOnce(service: string, perContainer: Record<string, number>): Promise<void> {
     const total = Object.values(perContainer).reduce((a, b) => a + b, 0);
-    await this.waitCount(service, total, 120_000);
+    try {
+      await this.waitCount(service, total, 120_000);
+    } catch (err) {
+      // Name the gaps: which lines of which container never arrived.
+      const lines = await this.query(`service=${service}`).catch(() => []);
+      const gaps: string[] = [];
+      for (const [name, n] of Object.entries(perContainer)) {
+        const seen = new Set(
+          lines.filter((l) => l.log.startsWith(`${name} `)).map((l) => Number(l.log.split(' ')[1])),
+        );
+        let start = 0;
+        for (let i = 1; i <= n + 1; i++) {
+          if (i <= n && !seen.has(i)) start ||= i;
+          else if (start) {
+            gaps.push(`${name} ${start}..${i - 1}`);
+            start = 0;
+          }
+        }
+      }
+      throw new Error(`${String(err)}; missing: ${gaps.slice(0, 10).join(', ')}`);
+    }
     await sleep(1500);
     const lines = await this.query(`service=${service}`);
     for (const [name, n] of Object.entries(perContainer)) {

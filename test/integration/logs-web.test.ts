@@ -1,6 +1,6 @@
 // The aggregator's live tail page in a real browser: Debian's headless chromium (DevTools
 // protocol over a pipe) loads it from `logsd aggregator --http-token-file`, fed by `logsd agent`
-// behind a real dockerd whose log driver is fluentd. The screenshot is written to
+// reading a real dockerd's json-file logs (the shipped drop-in's options). The screenshot is written to
 // artifacts/logs-web.png (or $FLOTILLA_ARTIFACTS).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -17,8 +17,8 @@ import {
   type Page,
 } from '../harness/index.js';
 import { dropInLogOptions } from '../../scripts/local-cluster.js';
+import { LogsRig, MAIN, runKept } from './logs-helpers.js';
 
-const MAIN = fileURLToPath(new URL('../../agents/logs/main.js', import.meta.url));
 const ARTIFACTS =
   process.env['FLOTILLA_ARTIFACTS'] ??
   fileURLToPath(new URL('../../../artifacts/', import.meta.url));
@@ -51,26 +51,14 @@ before(async () => {
     ],
     { logName: 'logsd-aggregator' },
   );
-  h1.spawn(
-    [
-      'node',
-      MAIN,
-      'agent',
-      '--listen=127.0.0.1:24224',
-      `--aggregator=${h1.ip}:24240`,
-      `--buffer-dir=${h1.dir}/logs-buffer`,
-      `--hostname=${h1.name}`,
-      `--docker-host=unix://${h1.dockerSocket}`,
-      '--http=127.0.0.1:24230',
-    ],
-    { logName: 'logsd-agent' },
-  );
   await waitFor('aggregator /healthz', async () => (await api('/healthz', false)).ok, 20_000);
-  await waitFor(
-    'agent listening on 24224',
-    async () => (await h1.exec(['sh', '-c', 'ss -Hltn sport = :24224'])).stdout.trim() !== '',
-    20_000,
-  );
+  // The agent with its default input, as the shipped drop-in configures dockerd: json-file logs.
+  const rig = new LogsRig(h1, [h1], (h) => [
+    '--listen=',
+    `--containers-dir=${h.dir}/docker/data/containers`,
+  ]);
+  rig.startAgent(h1);
+  await rig.waitHttp(h1, 'http://127.0.0.1:24230/healthz');
   browser = await startChromium(cluster);
 });
 
@@ -108,17 +96,20 @@ test(
       { length: 30 },
       (_, i) => `10.5.1.${i + 2} "GET /api/items/${i + 1} HTTP/1.1" 200 ${(i + 1) * 37}`,
     );
-    const r1 = await h1.run(
-      ['sh', '-c', 'for l in "$@"; do echo "$l"; done', 'sh'].concat(access).concat([XSS]),
+    // web-1 writes stdout and a last line on stderr; web-2 only stderr.
+    await runKept(
+      h1,
+      ['sh', '-c', 'for l in "$@"; do echo "$l"; done; echo "upstream slow: 812 ms" >&2', 'sh']
+        .concat(access)
+        .concat([XSS]),
       { name: 'web-1', labels: { service: 'webapp' } },
     );
-    assert.equal(r1.code, 0, r1.stderr);
-    const r2 = await h1.run(
+    await runKept(
+      h1,
       ['sh', '-c', 'for i in 1 2 3 4 5; do echo "worker: job $i done in ${i}0 ms" >&2; done'],
       { name: 'web-2', labels: { service: 'webapp' } },
     );
-    assert.equal(r2.code, 0, r2.stderr);
-    const total = access.length + 1 + 5;
+    const total = access.length + 2 + 5;
     await waitFor(
       `${total} webapp records stored`,
       async () => (await stored('webapp')) >= total,
@@ -152,8 +143,12 @@ test(
     assert.equal(shown.length, total);
     const web1 = shown.filter((r) => r.who === `web-1@${h1.name}`);
     assert.deepEqual(
-      web1.map((r) => r.log),
+      web1.filter((r) => !r.stderr).map((r) => r.log),
       [...access, XSS],
+    );
+    assert.deepEqual(
+      web1.filter((r) => r.stderr).map((r) => r.log),
+      ['upstream slow: 812 ms'],
     );
     const web2 = shown.filter((r) => r.who === `web-2@${h1.name}`);
     assert.deepEqual(
@@ -181,7 +176,10 @@ test(
           }
       }).observe(document.getElementById('log'), { childList: true });
     }); 1`);
-    await h1.run(['sh', '-c', 'echo fresh line'], { name: 'web-3', labels: { service: 'webapp' } });
+    await runKept(h1, ['sh', '-c', 'echo fresh line'], {
+      name: 'web-3',
+      labels: { service: 'webapp' },
+    });
     const seen = await page.evaluate<{ at: number; ts: number }>(
       `Promise.race([window.seen, new Promise((r) => setTimeout(() => r(null), 10000))])`,
     );
@@ -193,7 +191,7 @@ test(
     const count = `document.querySelectorAll('#log .l').length`;
     const before = await page.evaluate<number>(count);
     await page.evaluate(`document.getElementById('pause').click(); 1`);
-    await h1.run(['sh', '-c', 'echo while paused'], {
+    await runKept(h1, ['sh', '-c', 'echo while paused'], {
       name: 'web-4',
       labels: { service: 'webapp' },
     });

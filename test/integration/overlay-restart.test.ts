@@ -3,7 +3,7 @@
  * restarted host's own kernel state is unchanged — watched from outside the agent by
  * `ip monitor` across the kill, the restart and two resyncs, and compared as a before/after dump
  * of its links, addresses, routes, overlay neighbours, FDB and iptables rules — and its etcd
- * lease is neither rewritten nor replaced.
+ * lease is neither rewritten nor replaced. A SIGTERM then stops it with exit 0.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -11,6 +11,7 @@ import { Etcd3 } from 'etcd3';
 import {
   startCluster,
   waitFor,
+  withDeadline,
   type Cluster,
   type Host,
   type StartedProcess,
@@ -116,5 +117,42 @@ test(
     const kvAfter = (await etcd.get(key).exec()).kvs[0]!;
     assert.equal(kvAfter.mod_revision, kvBefore.mod_revision, 'lease rewritten on restart');
     assert.equal(kvAfter.lease, kvBefore.lease, 'etcd lease replaced on restart');
+    // overlay.md: SIGTERM is a clean stop, exit 0.
+    const last = agents.get(x)!;
+    process.kill(last.pid, 'SIGTERM');
+    assert.equal(await withDeadline(last.exited, 15_000, 'overlayd exit after SIGTERM'), 0);
+  },
+);
+
+test(
+  'a deleted flannel.1 is recreated on the next resync, routes return, and the lease carries the new MAC',
+  { timeout: 60_000 },
+  async () => {
+    const [x, peer] = cluster.hosts as [Host, Host];
+    const xSubnet = (await subnetEnv(x))['FLANNEL_SUBNET']!.replace(/\.1\//, '.0/');
+    const subnet = (await subnetEnv(peer))['FLANNEL_SUBNET']!.replace(/\.1\//, '.0/');
+    const key = `${PREFIX}/subnets/${subnet.replace('/', '-')}`;
+    const macOf = async () =>
+      /link\/ether (\S+)/.exec((await peer.exec(['ip', 'link', 'show', 'flannel.1'])).stdout)?.[1];
+    const oldMac = await macOf();
+    assert.ok(oldMac);
+    const del = await peer.exec(['ip', 'link', 'del', 'flannel.1']);
+    assert.equal(del.code, 0, del.stderr);
+    const newMac = await waitFor('flannel.1 recreated', macOf, 15_000, 200);
+    await waitFor(
+      'route to the other host back',
+      async () => (await dump(peer)).includes(`${xSubnet} via`),
+      15_000,
+    );
+    await waitFor(
+      'lease updated with the new MAC',
+      async () =>
+        (
+          JSON.parse((await etcd.get(key).string()) ?? '{}') as {
+            BackendData?: { VtepMAC?: string };
+          }
+        ).BackendData?.VtepMAC === newMac,
+      15_000,
+    );
   },
 );

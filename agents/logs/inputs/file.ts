@@ -213,9 +213,7 @@ export async function startFileInput(ctx: InputContext, cfg: FileInputConfig): P
         container_name: meta.name,
         container_id: cid,
       });
-      const d = decideStart(cps.get(cid), this.listFiles(), this.maxSize);
-      if (d.skipped > 0) this.skip(d.skipped, d.reasons);
-      if (d.file) this.open(d.file, d.offset, d.seq);
+      this.openStart();
       try {
         this.watcher = watch(dir, () => this.schedule());
         this.watcher.on('error', () => undefined);
@@ -280,9 +278,9 @@ export async function startFileInput(ctx: InputContext, cfg: FileInputConfig): P
     pump(): void {
       if (this.finished || stopped) return;
       if (!this.file) {
-        const d = decideStart(cps.get(this.cid), this.listFiles(), this.maxSize);
-        if (d.file) this.open(d.file, d.offset, d.seq);
-        else if (!existsSync(this.dir)) this.finish();
+        this.openStart();
+        if (!this.file && !existsSync(this.dir)) this.finish();
+        if (this.file) this.schedule();
         return;
       }
       let got = 0;
@@ -331,17 +329,22 @@ export async function startFileInput(ctx: InputContext, cfg: FileInputConfig): P
         this.finish();
         return;
       }
-      const next = nextFile(this.listFiles(), f.inode);
-      if (next.refused.length)
-        this.skip(
-          next.refused.reduce((n, r) => n + r.size, 0),
-          next.refused.map((r) => `${r.name} is compressed (compress=true): not read`),
-        );
-      if (!next.file) return;
-      closeSync(f.fd);
-      this.file = undefined;
-      this.open(next.file, 0, 1);
-      this.schedule();
+      // The old descriptor stays open until the next file is: if that is not there yet
+      // (mid-rotation), the next pump looks again from the same place.
+      for (let i = 0; i < 5; i++) {
+        const next = nextFile(this.listFiles(), f.inode);
+        if (i === 0 && next.refused.length)
+          this.skip(
+            next.refused.reduce((n, r) => n + r.size, 0),
+            next.refused.map((r) => `${r.name} is compressed (compress=true): not read`),
+          );
+        if (!next.file) return;
+        if (this.open(next.file, 0, 1)) {
+          closeSync(f.fd);
+          this.schedule();
+          return;
+        }
+      }
     }
 
     /** Stores pending line pieces as they are; the position after them becomes safe. */
@@ -380,18 +383,39 @@ export async function startFileInput(ctx: InputContext, cfg: FileInputConfig): P
       return out;
     }
 
-    private open(f: LogFile, offset: number, seq: number): void {
+    /**
+     * Opens `f` if its name still points to it: a rotation between listing and opening renames
+     * files under us (then the name holds the next newer file, and opening it would skip one).
+     * False when it did not open; the caller lists again.
+     */
+    private open(f: LogFile, offset: number, seq: number): boolean {
       try {
         const fd = openSync(join(this.dir, f.name), 'r');
         const inode = fstatSync(fd).ino;
+        if (inode !== f.inode) {
+          closeSync(fd);
+          return false;
+        }
         this.file = { fd, inode, fp: f.fp, src: '' };
         this.readPos = offset;
         this.safe = offset;
         this.seq = seq;
         this.carry = undefined;
         this.joiner = new LineJoiner();
+        return true;
       } catch (err) {
         log.debug({ container: this.cid, err: errorMessage(err) }, 'cannot open log file yet');
+        return false;
+      }
+    }
+
+    /** Opens where `decideStart` says, listing again while rotations move the files. */
+    private openStart(): void {
+      for (let i = 0; i < 5 && !this.file; i++) {
+        const d = decideStart(cps.get(this.cid), this.listFiles(), this.maxSize);
+        if (i === 0 && d.skipped > 0) this.skip(d.skipped, d.reasons);
+        if (!d.file) return;
+        this.open(d.file, d.offset, d.seq);
       }
     }
 

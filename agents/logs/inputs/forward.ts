@@ -25,6 +25,7 @@ import {
   type Frame,
 } from '../forward/codec.js';
 import type { Input, InputContext } from './input.js';
+import { encodeRecord, recordBound, recordTail } from './json-file.js';
 
 export interface ForwardInputConfig {
   listen?: { host: string; port: number };
@@ -74,12 +75,71 @@ export async function startForwardInput(
     return out;
   }
 
+  /** Encoded constant tails of plain Docker records, by container and service. */
+  const tails = new Map<string, Buffer>();
+
+  /**
+   * A Docker driver record with nothing but `container_id`, `container_name`, `source` and a
+   * string `log` (optionally `service`) — the common case — is written straight to msgpack
+   * with its container's cached tail, like the file input does; anything else goes through
+   * `enrich` and the generic encoder. Same bytes either way (json-file.test.ts).
+   */
+  function encodePlain(
+    e: Entry,
+    meta: ContainerMeta | undefined,
+    tag: string,
+  ): { service: string; bytes: Buffer } | undefined {
+    const r = e.record;
+    let n = 0;
+    for (const k in r) {
+      n++;
+      if (
+        k !== 'container_id' &&
+        k !== 'container_name' &&
+        k !== 'source' &&
+        k !== 'log' &&
+        k !== 'service'
+      )
+        return undefined;
+    }
+    const id = r.container_id;
+    const name = r.container_name;
+    const source = r.source;
+    if (n < 4 || typeof r.log !== 'string' || typeof id !== 'string' || typeof name !== 'string')
+      return undefined;
+    if (typeof source !== 'string' || (r.service !== undefined && typeof r.service !== 'string'))
+      return undefined;
+    const service = serviceOf(r, meta, tag);
+    const key = `${id}\0${service}`;
+    let tail = tails.get(key);
+    if (!tail) {
+      tail = recordTail({
+        service,
+        host: hostname,
+        container_name: name.replace(/^\//, ''),
+        container_id: id,
+      });
+      if (tails.size > 10_000) tails.clear();
+      tails.set(key, tail);
+    }
+    const line = { log: r.log, stream: source, time: e.time };
+    const out = Buffer.allocUnsafe(recordBound(line, tail));
+    return { service, bytes: out.subarray(0, encodeRecord(out, 0, line, tail)) };
+  }
+
   function prepare(tag: string, entries: Entry[], metas: (ContainerMeta | undefined)[]): Run[] {
     const out: Run[] = [];
     for (let i = 0; i < entries.length; i++) {
       const e = entries[i]!;
-      const rec = enrich(e.record, hostname, metas[i], tag);
-      const service = serviceOf(rec);
+      const plain = encodePlain(e, metas[i], tag);
+      let service: string;
+      let bytes: Buffer;
+      if (plain) ({ service, bytes } = plain);
+      else {
+        const rec = enrich(e.record, hostname, metas[i], tag);
+        service = serviceOf(rec);
+        bytes = encodeEntry(e.time, rec);
+      }
       const ms = e.time.toMillis();
       let run = out[out.length - 1];
       if (!run || run.service !== service) {
@@ -88,7 +148,7 @@ export async function startForwardInput(
       }
       if (ms < run.tmin) run.tmin = ms;
       if (ms > run.tmax) run.tmax = ms;
-      run.bufs.push(encodeEntry(e.time, rec));
+      run.bufs.push(bytes);
     }
     return out;
   }

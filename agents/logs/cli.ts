@@ -202,10 +202,7 @@ async function get(
   }
   let res: Response;
   try {
-    res = await fetch(
-      url,
-      flags.token ? { headers: { authorization: `Bearer ${flags.token}` } } : {},
-    );
+    res = await fetch(url, token ? { headers: { authorization: `Bearer ${token}` } } : {});
   } catch (err) {
     throw new Error(
       `cannot reach the aggregator at ${server}: ${(err as { cause?: Error }).cause?.message ?? String(err)} (set --server or FLOTILLA_LOGS_SERVER)`,

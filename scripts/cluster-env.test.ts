@@ -32,13 +32,14 @@ test('the env script, evaluated by sh, sets every variable and adds dist/bin to 
     index: 2,
     etcdEndpoints: ['http://10.231.7.1:2379'],
     logsServer: 'http://10.231.7.11:24241',
+    logsTokenFile: '/tmp/fltdemo/etc/flotilla/logs-token',
     binDir: '/repo with space/dist/bin',
   });
   const out = execFileSync(
     'sh',
     [
       '-c',
-      `eval "$1"; eval "$1"; echo "$DOCKER_HOST|$ETCDCTL_API|$ETCDCTL_ENDPOINTS|$LOGS_SERVER|$FLOTILLA_LOGS_SERVER"; echo "$PATH"`,
+      `eval "$1"; eval "$1"; echo "$DOCKER_HOST|$ETCDCTL_API|$ETCDCTL_ENDPOINTS|$LOGS_SERVER|$FLOTILLA_LOGS_SERVER|$FLOTILLA_LOGS_TOKEN_FILE"; echo "$PATH"`,
       'sh',
       script,
     ],
@@ -46,7 +47,7 @@ test('the env script, evaluated by sh, sets every variable and adds dist/bin to 
   ).split('\n');
   assert.equal(
     out[0],
-    'unix:///tmp/fltdemo/h2/docker/docker.sock|3|http://10.231.7.1:2379|http://10.231.7.11:24241|http://10.231.7.11:24241',
+    'unix:///tmp/fltdemo/h2/docker/docker.sock|3|http://10.231.7.1:2379|http://10.231.7.11:24241|http://10.231.7.11:24241|/tmp/fltdemo/etc/flotilla/logs-token',
   );
   assert.equal(out[1], '/repo with space/dist/bin:/usr/bin:/bin');
 });

@@ -25,6 +25,8 @@ export function envScript(o: {
   index: number;
   etcdEndpoints: string[];
   logsServer: string;
+  /** The query token npm start made (the aggregator runs locked). */
+  logsTokenFile?: string;
   binDir: string;
 }): string {
   const lines = [
@@ -38,6 +40,7 @@ export function envScript(o: {
     `export ETCDCTL_ENDPOINTS=${shQuote(o.etcdEndpoints.join(','))}`,
     // The logs CLI reads FLOTILLA_LOGS_SERVER first: set both, so an older value cannot win.
     `export LOGS_SERVER=${shQuote(o.logsServer)} FLOTILLA_LOGS_SERVER=${shQuote(o.logsServer)}`,
+    ...(o.logsTokenFile ? [`export FLOTILLA_LOGS_TOKEN_FILE=${shQuote(o.logsTokenFile)}`] : []),
     // Idempotent: eval it twice and PATH still has dist/bin once.
     `case ":$PATH:" in *:${shQuote(o.binDir)}:*) ;; *) export PATH=${shQuote(o.binDir)}:"$PATH" ;; esac`,
   );

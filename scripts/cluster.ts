@@ -4,7 +4,7 @@
  * `npm run cluster -- status | env | down | exec HOST -- CMD` manage it.
  */
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadState, teardown, alive, type Cluster } from '../test/harness/index.js';
 import { requireSupportedNode } from '../agents/common/agent.js';
@@ -13,6 +13,7 @@ import { ensureDevBin } from './dev-bin.js';
 import {
   aggregatorUrl,
   demonstrate,
+  logSecrets,
   parseLeases,
   REPO,
   upLocalCluster,
@@ -37,6 +38,7 @@ function usage(asked = false): never {
 }
 
 function printAccess(c: {
+  dir: string;
   hosts: { name: string; ip: string; dockerSocket?: string | undefined }[];
   etcdEndpoints: string[];
 }): void {
@@ -55,11 +57,15 @@ function printAccess(c: {
     lines.push(`      env:    ${evalHint(i + 1)}`);
   });
   const agg = c.hosts[0];
-  if (agg)
+  if (agg) {
+    const { tokenFile } = logSecrets(c);
+    const token = existsSync(tokenFile) ? readFileSync(tokenFile, 'utf8').trim() : '';
     lines.push(
       '',
-      `logs: http://${agg.ip}:24241/?service=nginx   (live tail page of the aggregator on host 1; open it in a browser here)`,
+      `logs: http://${agg.ip}:24241/?service=nginx${token ? `&token=${token}` : ''}   (live tail page of the aggregator on host 1; open it in a browser here)`,
+      `      logs tail --service nginx --server http://${agg.ip}:24241 --token-file ${tokenFile}   (the query token; the shared key is beside it)`,
     );
+  }
   lines.push('', 'status: npm run cluster -- status', 'stop:   npm run cluster -- down', '');
   process.stdout.write(lines.join('\n'));
 }
@@ -100,7 +106,11 @@ async function up(): Promise<void> {
   process.stdout.write(
     `\nPrometheus: ${lc.prometheusUrl}   (alerts: ${lc.prometheusUrl}/alerts, rules: units/monitoring/flotilla-alerts.yml)\n`,
   );
-  printAccess({ hosts: cluster.state.hosts, etcdEndpoints: cluster.etcdEndpoints });
+  printAccess({
+    dir: cluster.dir,
+    hosts: cluster.state.hosts,
+    etcdEndpoints: cluster.etcdEndpoints,
+  });
   ensureDevBin(REPO);
   process.stdout.write(
     `\nthis shell → host 1, with logs, announce, dnsd… on PATH:\n  ${evalHint(1)}\n`,
@@ -177,6 +187,7 @@ function env(args: string[]): void {
       index: s.hosts.indexOf(host) + 1,
       etcdEndpoints: s.etcdEndpoints,
       logsServer: aggregatorUrl(s.hosts),
+      logsTokenFile: logSecrets(s).tokenFile,
       binDir: ensureDevBin(REPO),
     }),
   );

@@ -4,7 +4,8 @@
  * units cannot drift from what is tested. Host 1 also runs the log aggregator; nginx@1 and its
  * sidekick run on host 2, nginx@2 and its sidekick on host 3.
  */
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
@@ -91,8 +92,31 @@ export const FORWARD_LOG_OPTIONS: Record<string, string> = {
   'cache-disabled': 'true',
 };
 
+/**
+ * The cluster-wide log secrets, as install.sh makes them under /etc/flotilla (here one directory
+ * in the run dir that every host's units read, as if copied to each host): the forward-protocol
+ * shared key and the query token, mode 0600. Made once per run; `npm start` runs locked.
+ */
+export function logSecrets(c: { dir: string }): {
+  dir: string;
+  keyFile: string;
+  tokenFile: string;
+} {
+  const dir = join(c.dir, 'etc/flotilla');
+  return { dir, keyFile: join(dir, 'logs-shared-key'), tokenFile: join(dir, 'logs-token') };
+}
+
+function makeLogSecrets(c: Cluster): void {
+  const s = logSecrets(c);
+  mkdirSync(s.dir, { recursive: true, mode: 0o700 });
+  chmodSync(s.dir, 0o700);
+  for (const f of [s.keyFile, s.tokenFile])
+    if (!existsSync(f)) writeFileSync(f, `${randomBytes(32).toString('hex')}\n`, { mode: 0o600 });
+}
+
 function hostPaths(h: Host): Record<string, string> {
   return {
+    '/etc/flotilla/': `${logSecrets(h.cluster).dir}/`,
     '/run/flannel/': join(h.dir, 'run/flannel/'),
     '/var/lib/flotilla/': join(h.dir, 'var/lib/flotilla/'),
     // The host's dockerd keeps its data-root here (test/harness/dockerd.ts): logsd's file input
@@ -165,6 +189,7 @@ export async function upLocalCluster(o: LocalClusterOptions = {}): Promise<Local
   );
   try {
     const [h1, h2, h3] = cluster.hosts as [Host, Host, Host];
+    makeLogSecrets(cluster);
     for (const h of cluster.hosts)
       for (const d of Object.values(hostPaths(h))) mkdirSync(d, { recursive: true });
     await step(`overlay config ${OVERLAY_NETWORK} (vxlan) in etcd`, async () => {
@@ -388,6 +413,8 @@ export async function demonstrate(
         '20',
         '--server',
         lc.aggregatorHttp,
+        '--token-file',
+        logSecrets(cluster).tokenFile,
       ]);
       const got = r.stdout.trim().split('\n').filter(Boolean);
       return lc.nginx.every((n) => got.some((l) => l.includes(n.host.name))) ? got : undefined;

@@ -73,9 +73,29 @@ test(
     const first = install();
     assert.equal(first.status, 0, first.stderr);
     assert.equal(statSync(join(root, 'etc', 'flotilla')).mode & 0o777, 0o700);
+    // The log secrets: made once, 0600, 64 hex digits, different from each other, kept on upgrade.
+    const secret = (n: string) => readFileSync(join(root, 'etc', 'flotilla', n), 'utf8');
+    const made = ['logs-shared-key', 'logs-token'].map((n) => {
+      assert.equal(statSync(join(root, 'etc', 'flotilla', n)).mode & 0o777, 0o600, n);
+      assert.match(secret(n), /^[0-9a-f]{64}\n$/, n);
+      return secret(n);
+    });
+    assert.notEqual(made[0], made[1]);
+    assert.match(
+      first.stdout,
+      /made .*logs-shared-key \(cluster-wide secret: copy it to every host\)/,
+    );
     writeFileSync(join(root, 'etc', 'flotilla', 'flotilla.env'), 'FLOTILLA_LOGS_AGGREGATOR=x:1\n');
     const again = install();
     assert.equal(again.status, 0, again.stderr);
+    assert.deepEqual(
+      ['logs-shared-key', 'logs-token'].map(secret),
+      made,
+      'an upgrade keeps the secrets',
+    );
+    assert.doesNotMatch(again.stdout, /made /);
+    for (const sh of ['etcd-certs.sh', 'etcd-roles.sh'])
+      assert.ok(existsSync(join(rel, sh)), `${sh} ships in the tarball`);
     assert.equal(
       readFileSync(join(root, 'etc', 'flotilla', 'flotilla.env'), 'utf8'),
       'FLOTILLA_LOGS_AGGREGATOR=x:1\n',

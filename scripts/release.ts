@@ -127,6 +127,11 @@ export function buildRelease(root = REPO, outDir = join(root, 'dist', 'release')
   cpSync(join(root, 'units'), join(stage, 'units'), { recursive: true });
   cpSync(join(root, 'scripts', 'release', 'install.sh'), join(stage, 'install.sh'));
   chmodSync(join(stage, 'install.sh'), 0o755);
+  // etcd with TLS and roles (docs/operations.md): the certificate and role scripts operators run.
+  for (const sh of ['etcd-certs.sh', 'etcd-roles.sh']) {
+    cpSync(join(root, 'scripts', 'release', sh), join(stage, sh));
+    chmodSync(join(stage, sh), 0o755);
+  }
   writeFileSync(join(stage, 'VERSION'), `${pkg.version}\n`);
 
   const tarball = join(outDir, `${name}.tar.gz`);

@@ -16,6 +16,10 @@ import type { LogLine } from './aggregator/query.js';
 import { etcdFlags, type EtcdSettings } from '../common/etcd.js';
 import { AGGREGATOR_KEY, discoverAggregator } from './discovery.js';
 import { visible } from './terminal.js';
+import { secretFrom } from '../common/secret.js';
+
+/** Where install.sh puts the query token (the aggregator's --http-token-file in the units). */
+export const TOKEN_FILE = '/etc/flotilla/logs-token';
 
 const serverFlag = {
   server: {
@@ -29,6 +33,12 @@ const serverFlag = {
     value: 'TOKEN',
     help: 'bearer token, when the aggregator runs with --http-token',
     env: ['FLOTILLA_LOGS_TOKEN'],
+  },
+  'token-file': {
+    type: 'string',
+    value: 'FILE',
+    help: `read the token from this file (first line); default ${TOKEN_FILE} when it exists`,
+    env: ['FLOTILLA_LOGS_TOKEN_FILE'],
   },
   ...etcdFlags('FLOTILLA'),
 } satisfies FlagTable;
@@ -168,10 +178,21 @@ async function serverOf(f: { server?: string | undefined } & EtcdSettings): Prom
 }
 
 async function get(
-  flags: { server?: string | undefined; token?: string | undefined } & EtcdSettings,
+  flags: {
+    server?: string | undefined;
+    token?: string | undefined;
+    tokenFile?: string | undefined;
+  } & EtcdSettings,
   path: string,
   q?: URLSearchParams,
 ): Promise<Response> {
+  const token = secretFrom({
+    flag: 'token',
+    value: flags.token,
+    fileFlag: 'token-file',
+    file: flags.tokenFile,
+    optionalFile: TOKEN_FILE,
+  });
   const server = await serverOf(flags);
   let url: URL;
   try {
@@ -181,15 +202,16 @@ async function get(
   }
   let res: Response;
   try {
-    res = await fetch(
-      url,
-      flags.token ? { headers: { authorization: `Bearer ${flags.token}` } } : {},
-    );
+    res = await fetch(url, token ? { headers: { authorization: `Bearer ${token}` } } : {});
   } catch (err) {
     throw new Error(
       `cannot reach the aggregator at ${server}: ${(err as { cause?: Error }).cause?.message ?? String(err)} (set --server or FLOTILLA_LOGS_SERVER)`,
     );
   }
+  if (res.status === 401)
+    throw new Error(
+      `aggregator at ${server}: ${(await res.text()).trim()} (${token ? "the token given is not the aggregator's --http-token" : `no token: give --token, FLOTILLA_LOGS_TOKEN or --token-file (default ${TOKEN_FILE}, readable by root)`})`,
+    );
   if (res.status !== 200) throw new Error(`aggregator at ${server}: ${(await res.text()).trim()}`);
   return res;
 }

@@ -7,6 +7,7 @@ import { packageVersion, runCommand } from '../common/agent.js';
 import type { FlagTable } from '../common/cli.js';
 import { ConfigError, UsageError } from '../common/errors.js';
 import { splitHostPort } from '../common/http.js';
+import { secretFrom } from '../common/secret.js';
 import { logFlags } from '../common/logger.js';
 import { startAgent } from './agent.js';
 import { startAggregator } from './aggregator/server.js';
@@ -100,8 +101,14 @@ const agentFlags = {
   'shared-key': {
     type: 'string',
     value: 'KEY',
-    help: 'forward-protocol shared key for the aggregator link',
+    help: 'forward-protocol shared key for the aggregator link (prefer --shared-key-file)',
     env: ['LOGSD_SHARED_KEY'],
+  },
+  'shared-key-file': {
+    type: 'string',
+    value: 'FILE',
+    help: 'read --shared-key from this file, first line (the units: /etc/flotilla/logs-shared-key)',
+    env: ['LOGSD_SHARED_KEY_FILE'],
   },
   tls: { type: 'bool', help: 'use TLS to the aggregator' },
   ...tlsFlags,
@@ -157,8 +164,14 @@ const aggregatorFlags = {
   'shared-key': {
     type: 'string',
     value: 'KEY',
-    help: 'require agents to prove this forward-protocol shared key',
+    help: 'require agents to prove this forward-protocol shared key (prefer --shared-key-file)',
     env: ['LOGSD_SHARED_KEY'],
+  },
+  'shared-key-file': {
+    type: 'string',
+    value: 'FILE',
+    help: 'read --shared-key from this file, first line (the units: /etc/flotilla/logs-shared-key)',
+    env: ['LOGSD_SHARED_KEY_FILE'],
   },
   'handshake-timeout': {
     type: 'duration',
@@ -204,15 +217,14 @@ function addr(flag: string, v: string) {
   }
 }
 
-/** --http-token or the first line of --http-token-file (one of them, not both). */
-function tokenFrom(token: string, file: string): string | undefined {
-  if (token && file) throw new UsageError('--http-token and --http-token-file: give one, not both');
-  if (!file) return token || undefined;
-  const t = readFile('http-token-file', file)!.toString().split(/\r?\n/)[0]!.trim();
-  if (!t) throw new ConfigError(`--http-token-file: "${file}" holds no token on its first line`);
-  if (/\s/.test(t))
-    throw new ConfigError(`--http-token-file: the token in "${file}" contains spaces`);
-  return t;
+/** --shared-key or the first line of --shared-key-file. */
+function sharedKeyOf(f: { sharedKey: string; sharedKeyFile: string }): string | undefined {
+  return secretFrom({
+    flag: 'shared-key',
+    value: f.sharedKey,
+    fileFlag: 'shared-key-file',
+    file: f.sharedKeyFile,
+  });
 }
 
 const TOP = `Usage: logsd <agent|aggregator> [flags]
@@ -245,6 +257,7 @@ if (sub === 'agent') {
         const ca = readFile('tls-ca', f.tlsCa);
         const cert = readFile('tls-cert', f.tlsCert);
         const key = readFile('tls-key', f.tlsKey);
+        const sharedKey = sharedKeyOf(f);
         const agent = await startAgent({
           ...(listen ? { listen } : {}),
           ...(f.unixSocket ? { unixSocket: f.unixSocket } : {}),
@@ -253,7 +266,7 @@ if (sub === 'agent') {
           fsync: fsyncPolicy(f.fsync),
           aggregators,
           hostname: f.hostname,
-          ...(f.sharedKey ? { sharedKey: f.sharedKey } : {}),
+          ...(sharedKey ? { sharedKey } : {}),
           ...(f.tls || ca || cert
             ? { tls: { ...(ca ? { ca } : {}), ...(cert ? { cert } : {}), ...(key ? { key } : {}) } }
             : {}),
@@ -292,7 +305,21 @@ if (sub === 'agent') {
         const ca = readFile('tls-ca', f.tlsCa);
         if (Boolean(cert) !== Boolean(key))
           throw new UsageError('--tls-cert and --tls-key go together');
-        const httpToken = tokenFrom(f.httpToken, f.httpTokenFile);
+        const httpToken = secretFrom({
+          flag: 'http-token',
+          value: f.httpToken,
+          fileFlag: 'http-token-file',
+          file: f.httpTokenFile,
+        });
+        const sharedKey = sharedKeyOf(f);
+        if (!sharedKey)
+          log.warn(
+            `no --shared-key-file: any host that reaches ${f.listen} can write logs under any service name (install.sh makes /etc/flotilla/logs-shared-key)`,
+          );
+        if (!httpToken)
+          log.warn(
+            `no --http-token-file: anyone who reaches ${f.http} can read every log (install.sh makes /etc/flotilla/logs-token)`,
+          );
         const agg = await startAggregator({
           listen: addr('listen', f.listen),
           http: addr('http', f.http),
@@ -301,7 +328,7 @@ if (sub === 'agent') {
           fsync: fsyncPolicy(f.fsync),
           retentionMs: f.retention,
           maxBytes: parseSize('retention-size', f.retentionSize),
-          ...(f.sharedKey ? { sharedKey: f.sharedKey } : {}),
+          ...(sharedKey ? { sharedKey } : {}),
           handshakeTimeoutMs: f.handshakeTimeout,
           maxPending: f.maxPending,
           ...(cert && key ? { tls: { cert, key, ...(ca ? { ca, requestCert: true } : {}) } } : {}),

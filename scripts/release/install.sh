@@ -7,7 +7,8 @@
 #   at it through /opt/flotilla/current, switched in one rename (the units run /opt/flotilla/bin/*);
 # - the units go to /etc/systemd/system, the Docker drop-in to docker.service.d; with --fleet only
 #   the drop-in is installed, and fleet schedules the units (fleetctl start /opt/flotilla/units/…);
-# - /etc/flotilla (site settings, secrets) is created once, mode 0700, and never overwritten;
+# - /etc/flotilla (site settings, secrets) is created once, mode 0700, and never overwritten; the
+#   log shared key and query token are made there when absent (mode 0600; copy them to every host);
 # - systemd is reloaded when it runs; nothing is started (systemctl enable --now …, or fleetctl).
 # Safe to run again, and to run a newer release over an older one. FLOTILLA_ROOT=/some/dir installs
 # under that directory instead of / (for tests and image builds); it skips the systemd reload.
@@ -65,6 +66,19 @@ if [ ! -d "$root/etc/flotilla" ]; then
   mkdir -p "$root/etc/flotilla"
   chmod 0700 "$root/etc/flotilla"
 fi
+# The cluster-wide log secrets (docs/operations.md, "Secrets"): the forward-protocol shared key
+# (agents -> aggregator) and the query token (logs, the page). Made once when absent, mode 0600,
+# never overwritten. Every host needs the same two files: install on one host, then copy
+# /etc/flotilla/logs-shared-key and /etc/flotilla/logs-token to the others (before install.sh
+# runs there, or over what it made) and restart logsd.
+for s in logs-shared-key logs-token; do
+  f=$root/etc/flotilla/$s
+  [ -s "$f" ] && continue
+  (umask 077 && od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$f.new" && echo >>"$f.new")
+  chmod 0600 "$f.new"
+  mv "$f.new" "$f"
+  echo "made $f (cluster-wide secret: copy it to every host)"
+done
 mkdir -p "$root/var/cache/flotilla"
 # Warm Node's compile cache for every command (the first start of an agent is then as fast as the next).
 if [ -z "$root" ]; then

@@ -33,7 +33,11 @@ test('localCommand: logsd agent with its buffer relocated and the host name', ()
     node: 'node',
     env: { FLOTILLA_LOGS_AGGREGATOR: '10.77.0.4:24240', COREOS_PRIVATE_IPV4: '10.77.0.3' },
     specifiers: { H: 'flt-h2' },
-    relocate: { '/var/lib/flotilla/': '/tmp/c/h2/lib/', '/var/lib/docker/': '/tmp/c/h2/docker/' },
+    relocate: {
+      '/var/lib/flotilla/': '/tmp/c/h2/lib/',
+      '/var/lib/docker/': '/tmp/c/h2/docker/',
+      '/etc/flotilla/': '/tmp/c/etc/flotilla/',
+    },
   });
   assert.deepEqual(argv, [
     'node',
@@ -47,6 +51,8 @@ test('localCommand: logsd agent with its buffer relocated and the host name', ()
     '/tmp/c/h2/lib/logs',
     '--aggregator',
     '10.77.0.4:24240',
+    '--shared-key-file',
+    '/tmp/c/etc/flotilla/logs-shared-key',
     '--hostname',
     'flt-h2',
     '--http',

@@ -4,9 +4,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, readlinkSync } from 'node:fs';
+import { existsSync, readFileSync, readlinkSync } from 'node:fs';
 import { alive, listNamespaces, waitFor } from '../harness/index.js';
-import { demonstrate, upLocalCluster, OVERLAY_NETWORK } from '../../scripts/local-cluster.js';
+import {
+  demonstrate,
+  logSecrets,
+  upLocalCluster,
+  OVERLAY_NETWORK,
+} from '../../scripts/local-cluster.js';
 import { alerts } from '../../scripts/monitoring.js';
 
 async function promTargets(url: string): Promise<{ job: string; health: string }[]> {
@@ -76,10 +81,16 @@ test(
       }
 
       // The aggregator's live tail page (the URL `npm start` prints) is served from the build.
-      const page = await fetch(`${lc.aggregatorHttp}/?service=nginx`);
+      // Locked: the query API and page want the token npm start made; health stays open.
+      const token = readFileSync(logSecrets(lc.cluster).tokenFile, 'utf8').trim();
+      const auth = { headers: { authorization: `Bearer ${token}` } };
+      assert.equal((await fetch(`${lc.aggregatorHttp}/v1/services`)).status, 401);
+      assert.equal((await fetch(`${lc.aggregatorHttp}/v1/services`, auth)).status, 200);
+      assert.equal((await fetch(`${lc.aggregatorHttp}/healthz`)).status, 200);
+      const page = await fetch(`${lc.aggregatorHttp}/?service=nginx`, auth);
       assert.equal(page.status, 200);
       assert.match(await page.text(), /<script type="module" src="app.js">/);
-      assert.equal((await fetch(`${lc.aggregatorHttp}/app.js`)).status, 200);
+      assert.equal((await fetch(`${lc.aggregatorHttp}/app.js`, auth)).status, 200);
 
       // Prometheus scrapes every agent and etcd; logsd killed on host 2 fires FlotillaAgentDown.
       const targets = await waitFor(

@@ -16,6 +16,28 @@ export default tseslint.config(
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
+    // The aggregator's live tail page: a browser ES module, shipped as written.
+    files: ['agents/logs/aggregator/web/*.js'],
+    languageOptions: {
+      sourceType: 'module',
+      globals: Object.fromEntries(
+        [
+          'window',
+          'document',
+          'location',
+          'history',
+          'fetch',
+          'URLSearchParams',
+          'TextDecoder',
+          'AbortController',
+          'setTimeout',
+          'clearTimeout',
+          'setInterval',
+        ].map((g) => [g, 'readonly']),
+      ),
+    },
+  },
+  {
     rules: {
       '@typescript-eslint/no-unused-vars': [
         'error',

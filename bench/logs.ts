@@ -1,14 +1,19 @@
 /**
- * The log pipeline's figures (printed, not asserted), in one run:
+ * The log pipeline's figures (printed, not asserted), in one run, each against a reference
+ * measured in the same run:
  *  1. agent→aggregator on a synthetic load: an agent buffer pre-filled with SYNTH records is
  *     shipped to an aggregator (both real processes, loopback): records/s (target ≥ 500k/s).
- *  2. One container printing N lines through Docker's fluentd driver (request-ack on, cache
- *     off) into `logsd agent` → aggregator, versus the same container into a bare counting
- *     Node receiver that only acks: lines/s for both and the ratio (target ≥ 0.95), and the
- *     agent's CPU time per record (from /proc).
- *  3. Line-to-`logs tail -f` latency: a container prints a line every 20 ms; the delay from
- *     Docker's timestamp of each line to `logs tail -f --json` printing it, p50/p99.
- * Run: npx tsc -p tsconfig.json && node dist/bench/logs.js [N lines, default 1000000] [SYNTH]
+ *  2. File input (the default): one container writing FILE_N lines at full speed to json-file;
+ *     the rate dockerd wrote them (from its own timestamps) versus the rate they were stored
+ *     (first timestamp → last record stored): ratio (target ≥ 0.9) and the agent's CPU per line
+ *     (target ≤ 5 µs). Then ten containers at once: aggregate stored lines/s.
+ *  3. Forward input: one container printing FWD_N lines through Docker's fluentd driver
+ *     (request-ack, cache off) into a bare counting receiver that only acks, versus into
+ *     `logsd agent` → aggregator: lines/s for both, the ratio (target ≥ 0.9), and CPU per line
+ *     of the agent and of the bare receiver (from /proc).
+ *  4. Line → `logs tail -f` latency for both inputs: a container prints a line every 20 ms; the
+ *     delay from Docker's timestamp of each line to `logs tail -f --json` printing it, p50/p99.
+ * Run: npm run bench -- logs   (or node dist/bench/logs.js [FILE_N] [FWD_N] [SYNTH])
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -18,14 +23,15 @@ import { fileURLToPath } from 'node:url';
 import { freePort, startCluster, type Host, type StartedProcess } from '../test/harness/index.js';
 import { DiskBuffer } from '../agents/logs/buffer.js';
 import { EventTime, encodeEntry } from '../agents/logs/forward/codec.js';
-import { dropInLogOptions } from '../scripts/local-cluster.js';
+import { FORWARD_LOG_OPTIONS, dropInLogOptions } from '../scripts/local-cluster.js';
 import type { LogLine } from '../agents/logs/aggregator/query.js';
 
 const MAIN = fileURLToPath(new URL('../agents/logs/main.js', import.meta.url));
 const CLI = fileURLToPath(new URL('../agents/logs/cli-main.js', import.meta.url));
 const CODEC = fileURLToPath(new URL('../agents/logs/forward/codec.js', import.meta.url));
-const N = Number(process.argv[2] ?? 1_000_000);
-const SYNTH = Number(process.argv[3] ?? 1_000_000);
+const FILE_N = Number(process.argv[2] ?? 1_000_000);
+const FWD_N = Number(process.argv[3] ?? 50_000);
+const SYNTH = Number(process.argv[4] ?? 1_000_000);
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const quantile = (xs: number[], q: number) => {
@@ -149,19 +155,54 @@ net.createServer((s) => {
       if (n >= want) { console.log(JSON.stringify({ n, first, last: Date.now() })); n = -1e18; }
     }
   });
-}).listen(24224, '127.0.0.1');
+}).listen(24225, '127.0.0.1');
 `;
 
-async function throughLines(
-  h: Host,
-  script: string,
-  until: () => Promise<number>,
-): Promise<number> {
-  const start = Date.now();
-  const run = h.run(['sh', '-c', script], { labels: { service: 'bench' }, timeoutMs: 3_600_000 });
-  const done = await until();
-  await run;
-  return N / ((done - start) / 1000);
+const fluentd = (port: number) => ({
+  Type: 'fluentd',
+  Config: { ...FORWARD_LOG_OPTIONS, 'fluentd-address': `127.0.0.1:${port}` },
+});
+
+const printLines = (n: number, tag: string) =>
+  `awk 'BEGIN { for (i = 1; i <= ${n}; i++) printf "${tag} %d GET /index.html 200 0.001\\n", i }'`;
+
+async function latency(h: Host, service: string, logConfig?: ReturnType<typeof fluentd>) {
+  const tail = h.spawn(
+    [
+      'node',
+      CLI,
+      'tail',
+      '--service',
+      service,
+      '-f',
+      '-n',
+      '1',
+      '--json',
+      '--server',
+      'http://127.0.0.1:24241',
+    ],
+    { pipe: true, logName: `tail-${service}` },
+  );
+  const lat: number[] = [];
+  let text = '';
+  tail.child.stdout!.on('data', (d: Buffer) => {
+    const now = Date.now();
+    text += d.toString();
+    const parts = text.split('\n');
+    text = parts.pop() ?? '';
+    for (const p of parts) {
+      const l = JSON.parse(p) as LogLine;
+      if (l.log.startsWith('tick ')) lat.push(now - l.ts);
+    }
+  });
+  await sleep(1500);
+  await h.run(
+    ['sh', '-c', 'i=0; while [ $i -lt 200 ]; do echo tick $i; i=$((i+1)); usleep 20000; done'],
+    { labels: { service }, ...(logConfig ? { logConfig } : {}) },
+  );
+  await sleep(1500);
+  await h.kill(tail, 500);
+  return `p50 ${Math.round(quantile(lat, 0.5))} ms, p99 ${Math.round(quantile(lat, 0.99))} ms over ${lat.length} lines (target p99 ≤ 500)`;
 }
 
 async function viaDocker(): Promise<void> {
@@ -172,25 +213,7 @@ async function viaDocker(): Promise<void> {
   });
   try {
     const h = cluster.hosts[0]!;
-    // The container stays up after printing: dockerd cuts a logger off 10 s after its container
-    // exits (dropping what is undelivered), which would end the measurement, not the pipeline.
-    const script = `awk 'BEGIN { for (i = 1; i <= ${N}; i++) printf "%d GET /index.html 200 0.001\\n", i }'; sleep 20`;
-
-    // Bare counting receiver.
-    const bare = h.spawn(['node', '--input-type=module', '-e', BARE, String(N)], {
-      pipe: true,
-      logName: 'bare',
-    });
-    let out = '';
-    bare.child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-    await sleep(800);
-    const bareRate = await throughLines(h, script, async () => {
-      while (!out.includes('\n')) await sleep(50);
-      return Date.now();
-    });
-    await h.kill(bare, 1000);
-
-    // logsd agent → aggregator.
+    const base = `http://${h.ip}:24241`;
     const agg = h.spawn(
       [
         'node',
@@ -209,6 +232,7 @@ async function viaDocker(): Promise<void> {
         MAIN,
         'agent',
         '--listen=127.0.0.1:24224',
+        `--containers-dir=${h.dir}/docker/data/containers`,
         '--aggregator=127.0.0.1:24240',
         `--buffer-dir=${h.dir}/buf`,
         `--docker-host=unix://${h.dockerSocket}`,
@@ -217,56 +241,124 @@ async function viaDocker(): Promise<void> {
       ],
       { logName: 'agent' },
     );
-    await sleep(1500);
-    const base = `http://${h.ip}:24241`;
+    await sleep(2500);
+
+    // File input: dockerd's write rate (its own timestamps) vs the stored rate.
+    {
+      const cpu0 = cpuSeconds(agent.pid);
+      const { id } = await h.run(['sh', '-c', printLines(FILE_N, 'file')], {
+        labels: { service: 'file1' },
+        detach: true,
+      });
+      const done = await waitCount(base, 'file1', FILE_N, 3_600_000);
+      const cpu = cpuSeconds(agent.pid) - cpu0;
+      const res = await fetch(`${base}/v1/logs?service=file1&limit=1`);
+      const last = JSON.parse((await res.text()).trim()) as LogLine;
+      const firstRes = await fetch(
+        `${base}/v1/logs?service=file1&grep=${encodeURIComponent('^file 1 ')}`,
+      );
+      const first = JSON.parse((await firstRes.text()).trim().split('\n')[0]!) as LogLine;
+      await h.docker.getContainer(id).remove({ force: true });
+      const writeRate = FILE_N / ((last.ts - first.ts) / 1000);
+      const storedRate = FILE_N / ((done - first.ts) / 1000);
+      console.log(
+        `file input: json-file written at ${Math.round(writeRate)} lines/s (dockerd's timestamps, ${FILE_N} lines)`,
+      );
+      console.log(
+        `file input: stored at ${Math.round(storedRate)} lines/s (first line → last stored); ratio ${(storedRate / writeRate).toFixed(3)} (target ≥ 0.9)`,
+      );
+      console.log(
+        `file input: agent CPU ${((cpu / FILE_N) * 1e6).toFixed(2)} µs per line (target ≤ 5; ${cpu.toFixed(2)} s for ${FILE_N})`,
+      );
+    }
+    {
+      const per = Math.round(FILE_N / 10);
+      const t0 = Date.now();
+      const ids = await Promise.all(
+        Array.from({ length: 10 }, (_, i) =>
+          h.run(['sh', '-c', printLines(per, `ten${i}`)], {
+            labels: { service: 'file10' },
+            detach: true,
+          }),
+        ),
+      );
+      const done = await waitCount(base, 'file10', per * 10, 3_600_000);
+      for (const { id } of ids) await h.docker.getContainer(id).remove({ force: true });
+      console.log(
+        `file input, ten containers at once: ${Math.round((per * 10) / ((done - t0) / 1000))} lines/s stored in aggregate (${per * 10} lines, from docker run)`,
+      );
+    }
+
+    // Forward input: the same container into a bare receiver, then into logsd agent. It stays up
+    // after printing: dockerd drops what the driver has not delivered 10 s after a container
+    // exits, which would end the measurement (the exit-at-once case is in the tests).
+    const keepUp = (tag: string) => `${printLines(FWD_N, tag)}; sleep 30`;
+    const bare = h.spawn(['node', '--input-type=module', '-e', BARE, String(FWD_N)], {
+      pipe: true,
+      logName: 'bare',
+    });
+    let out = '';
+    bare.child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    await sleep(1000);
+    const bareCpu0 = cpuSeconds(bare.pid);
+    const t0 = Date.now();
+    const b = await h.run(['sh', '-c', keepUp('bare')], {
+      logConfig: fluentd(24225),
+      detach: true,
+    });
+    const bareDeadline = Date.now() + 600_000;
+    while (!out.includes('\n') && Date.now() < bareDeadline) await sleep(50);
+    const bareRate = FWD_N / ((Date.now() - t0) / 1000);
+    const bareCpu = cpuSeconds(bare.pid) - bareCpu0;
+    await h.docker.getContainer(b.id).remove({ force: true });
+    await h.kill(bare, 1000);
     const cpu0 = cpuSeconds(agent.pid);
-    const agentRate = await throughLines(h, script, () => waitCount(base, 'bench', N, 3_600_000));
+    const t1 = Date.now();
+    const a = await h.run(['sh', '-c', keepUp('fwd')], {
+      labels: { service: 'fwd' },
+      logConfig: fluentd(24224),
+      detach: true,
+    });
+    const done = await waitCount(base, 'fwd', FWD_N, 600_000);
+    const agentRate = FWD_N / ((done - t1) / 1000);
     const cpu = cpuSeconds(agent.pid) - cpu0;
-    console.log(`driver → bare counting receiver: ${Math.round(bareRate)} lines/s`);
-    console.log(`driver → logsd agent → aggregator: ${Math.round(agentRate)} lines/s`);
-    console.log(`ratio: ${(agentRate / bareRate).toFixed(3)} (target ≥ 0.95)`);
+    await h.docker.getContainer(a.id).remove({ force: true });
     console.log(
-      `agent CPU: ${((cpu / N) * 1e6).toFixed(1)} µs per record (${cpu.toFixed(2)} s for ${N})`,
+      `forward input: driver → bare counting receiver ${Math.round(bareRate)} lines/s, ${((bareCpu / FWD_N) * 1e6).toFixed(1)} µs CPU per line`,
+    );
+    console.log(
+      `forward input: driver → logsd agent → aggregator ${Math.round(agentRate)} lines/s; ratio ${(agentRate / bareRate).toFixed(3)} (target ≥ 0.9)`,
+    );
+    console.log(
+      `forward input: agent CPU ${((cpu / FWD_N) * 1e6).toFixed(1)} µs per line (target ≤ 20; ${cpu.toFixed(2)} s for ${FWD_N})`,
     );
 
-    // Line → `logs tail -f` latency.
-    const tail = h.spawn(
-      [
-        'node',
-        CLI,
-        'tail',
-        '--service',
-        'tick',
-        '-f',
-        '-n',
-        '0',
-        '--json',
-        '--server',
-        'http://127.0.0.1:24241',
-      ],
-      { pipe: true, logName: 'tail' },
-    );
-    const lat: number[] = [];
-    let text = '';
-    tail.child.stdout!.on('data', (d: Buffer) => {
-      const now = Date.now();
-      text += d.toString();
-      const parts = text.split('\n');
-      text = parts.pop() ?? '';
-      for (const p of parts) lat.push(now - (JSON.parse(p) as LogLine).ts);
-    });
-    await sleep(800);
-    await h.run(
-      ['sh', '-c', 'i=0; while [ $i -lt 200 ]; do echo tick $i; i=$((i+1)); usleep 20000; done'],
-      {
-        labels: { service: 'tick' },
-      },
-    );
-    await sleep(1500);
-    console.log(
-      `line → logs tail -f: p50 ${quantile(lat, 0.5)} ms, p99 ${quantile(lat, 0.99)} ms over ${lat.length} lines`,
-    );
-    await h.kill(tail, 500);
+    // The price of fluentd-async=true (what keeps `docker run` working while logsd is down):
+    // the same exit-at-once container, the agent up, async on.
+    {
+      await h.run(['sh', '-c', printLines(FWD_N, 'async')], {
+        labels: { service: 'async' },
+        logConfig: {
+          Type: 'fluentd',
+          Config: { ...fluentd(24224).Config, 'fluentd-async': 'true' },
+        },
+        timeoutMs: 3_600_000,
+      });
+      let n = 0;
+      for (let i = 0; i < 20; i++) {
+        await sleep(1000);
+        const m = await servicesCount(base, 'async');
+        if (m === n && m > 0) break;
+        n = m;
+      }
+      n = await servicesCount(base, 'async');
+      console.log(
+        `forward input with fluentd-async=true, agent up, container exits at once: ${n} of ${FWD_N} lines stored (${(100 - (100 * n) / FWD_N).toFixed(1)}% discarded by dockerd at exit)`,
+      );
+    }
+
+    console.log(`line → logs tail -f, file input: ${await latency(h, 'tickf')}`);
+    console.log(`line → logs tail -f, forward input: ${await latency(h, 'tickw', fluentd(24224))}`);
     await h.kill(agent, 2000);
     await h.kill(agg, 2000);
   } finally {

@@ -24,6 +24,23 @@ export const OVERLAY_NETWORK = '10.5.0.0/16';
 /** busybox httpd in the test image stands in for nginx; -vv logs each request to stderr. */
 const NGINX_COMMAND = 'httpd -f -vv -p 80 -h /var/www';
 
+/** The log aggregator's query API: host 1's underlay address (logs-aggregator@1 binds it). */
+export function aggregatorUrl(hosts: { ip: string }[]): string {
+  return `http://${hosts[0]!.ip}:24241`;
+}
+
+/** The leases in `etcdctl get --prefix /coreos.com/network/subnets/` output (key and value lines). */
+export function parseLeases(etcdctlOut: string): { subnet: string; publicIp: string }[] {
+  const lines = etcdctlOut.trim().split('\n');
+  const leases: { subnet: string; publicIp: string }[] = [];
+  for (let i = 0; i + 1 < lines.length; i += 2) {
+    const subnet = lines[i]!.split('/').pop()!.replace('-', '/');
+    const publicIp = (JSON.parse(lines[i + 1]!) as { PublicIP: string }).PublicIP;
+    leases.push({ subnet, publicIp });
+  }
+  return leases;
+}
+
 export interface LocalClusterOptions {
   id?: string;
   persistent?: boolean;
@@ -60,10 +77,27 @@ export function dropInLogOptions(): { logDriver: string; logOpts: Record<string,
   return { logDriver: d.logDriver, logOpts: d.logOpts };
 }
 
+/**
+ * The fluentd-driver variant (logsd's forward input), as docs/logs.md describes it: acked
+ * delivery, the local cache off so a container cannot run ahead of the driver. The tests use it
+ * without `labels=service`, so attribution goes through the agent's metadata lookups; with
+ * `fluentd-async=true` added `docker run` works while logsd is down (see docs/logs.md for what
+ * that costs).
+ */
+export const FORWARD_LOG_OPTIONS: Record<string, string> = {
+  'fluentd-address': '127.0.0.1:24224',
+  'fluentd-request-ack': 'true',
+  'fluentd-sub-second-precision': 'true',
+  'cache-disabled': 'true',
+};
+
 function hostPaths(h: Host): Record<string, string> {
   return {
     '/run/flannel/': join(h.dir, 'run/flannel/'),
     '/var/lib/flotilla/': join(h.dir, 'var/lib/flotilla/'),
+    // The host's dockerd keeps its data-root here (test/harness/dockerd.ts): logsd's file input
+    // reads <data-root>/containers.
+    '/var/lib/docker/': join(h.dir, 'docker/data/'),
   };
 }
 
@@ -169,23 +203,26 @@ export async function upLocalCluster(o: LocalClusterOptions = {}): Promise<Local
       startUnit(cluster, h1, 'logs-aggregator@.service', 'logs-aggregator@1.service');
       await waitFor(
         'aggregator HTTP',
-        async () => (await fetch(`http://${h1.ip}:24241/healthz`)).ok,
+        async () => (await fetch(`${aggregatorUrl(cluster.hosts)}/healthz`)).ok,
         20_000,
       );
     });
-    await step('logsd agent on every host (logsd.service)', async () => {
-      for (const h of cluster.hosts) startUnit(cluster, h, 'logsd.service', 'logsd.service');
-      await Promise.all(
-        cluster.hosts.map((h) =>
-          waitFor(
-            `${h.name}: logsd listening`,
-            async () =>
-              (await h.exec(['sh', '-c', 'ss -Hltn sport = :24224'])).stdout.trim() !== '',
-            20_000,
+    await step(
+      'logsd agent on every host (logsd.service: json-file logs, forward input)',
+      async () => {
+        for (const h of cluster.hosts) startUnit(cluster, h, 'logsd.service', 'logsd.service');
+        await Promise.all(
+          cluster.hosts.map((h) =>
+            waitFor(
+              `${h.name}: logsd listening`,
+              async () =>
+                (await h.exec(['sh', '-c', 'ss -Hltn sport = :24224'])).stdout.trim() !== '',
+              20_000,
+            ),
           ),
-        ),
-      );
-    });
+        );
+      },
+    );
     await step(
       'dockerd per host with the drop-in options (docker.service.d/50-flotilla.conf)',
       async () => {
@@ -265,7 +302,7 @@ export async function upLocalCluster(o: LocalClusterOptions = {}): Promise<Local
     );
     return {
       cluster,
-      aggregatorHttp: `http://${h1.ip}:24241`,
+      aggregatorHttp: aggregatorUrl(cluster.hosts),
       nginx,
       prometheusUrl,
       units: started.get(cluster) ?? new Map(),
@@ -307,13 +344,7 @@ export async function demonstrate(
     '--prefix',
     '/coreos.com/network/subnets/',
   ]);
-  const lines = leaseOut.stdout.trim().split('\n');
-  const leases: Demo['leases'] = [];
-  for (let i = 0; i + 1 < lines.length; i += 2) {
-    const subnet = lines[i]!.split('/').pop()!.replace('-', '/');
-    const publicIp = (JSON.parse(lines[i + 1]!) as { PublicIP: string }).PublicIP;
-    leases.push({ subnet, publicIp });
-  }
+  const leases = parseLeases(leaseOut.stdout);
   say('\nsubnet leases (etcd /coreos.com/network/subnets):');
   for (const l of leases) say(`  ${l.subnet.padEnd(16)} host ${l.publicIp}`);
 

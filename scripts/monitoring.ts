@@ -94,6 +94,7 @@ export async function startPrometheus(c: Cluster): Promise<string> {
   );
   c.track(p.pid, 'prometheus');
   await waitFor('prometheus ready', async () => (await fetch(`${url}/-/ready`)).ok, 20_000, 200);
+  writeFileSync(join(dir, 'url'), url);
   return url;
 }
 

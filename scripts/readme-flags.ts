@@ -59,8 +59,12 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   }
   const fresh = renderFlags();
   if (process.argv.includes('--write')) {
-    writeFileSync(README, readme.replace(section, fresh));
-    process.stdout.write('README flags section updated\n');
+    if (section === fresh) {
+      process.stdout.write('README flags section unchanged (it matches every --help)\n');
+    } else {
+      writeFileSync(README, readme.replace(section, fresh));
+      process.stdout.write('README flags section updated\n');
+    }
   } else if (section !== fresh) {
     process.stderr.write('README flags section is out of date: run `npm run docs`\n');
     process.exit(1);

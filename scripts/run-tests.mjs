@@ -11,7 +11,7 @@
 //   node scripts/run-tests.mjs [substring…]     e.g. node scripts/run-tests.mjs dns/ overlay-kernel
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { requireRuntime } from './runtime.mjs';
 
 requireRuntime();
@@ -95,6 +95,14 @@ const filter = process.argv.slice(2);
 let files = find('dist').sort();
 if (filter.length > 0) files = files.filter((f) => filter.some((x) => f.includes(x)));
 
+// No test may leave the checkout changed (a written file, a rewritten lock): on a clean
+// checkout (CI's fresh clone) any change afterwards fails the run; on a checkout you are editing,
+// new changes are only listed, since they may be your own.
+const gitStatus = () => {
+  const r = spawnSync('git', ['status', '--porcelain'], { encoding: 'utf8' });
+  return r.status === 0 ? r.stdout.split('\n').filter(Boolean) : undefined;
+};
+const before = gitStatus();
 await sweep();
 const results = [];
 const queue = [...files];
@@ -123,4 +131,18 @@ process.stdout.write(
       ? `failed files:\n${failed.map((r) => `  ${r.file}${r.timedOut ? ' (file deadline)' : ` (exit ${r.status})`}`).join('\n')}\n`
       : ''),
 );
+// The plain closing line CI systems read, over every file.
+process.stdout.write(
+  `${total('pass')} passed, ${total('fail') + failed.filter((r) => count(r.out, 'fail') === 0).length} failed, ${total('skipped')} skipped\n`,
+);
+const after = gitStatus();
+const added = before && after ? after.filter((l) => !before.includes(l)) : [];
+if (added.length > 0) {
+  const clean = before.length === 0;
+  process.stderr.write(
+    `\n${clean ? 'FAIL' : 'note'}: the checkout changed during the test run (git status --porcelain):\n` +
+      added.map((l) => `  ${l}\n`).join(''),
+  );
+  if (clean) process.exit(1);
+}
 process.exit(failed.length === 0 && results.length === files.length ? 0 : 1);

@@ -15,7 +15,7 @@ root=$PWD
 need=()
 for pair in etcd:etcd-server etcdctl:etcd-client dockerd:docker.io busybox:busybox-static ip:iproute2 \
   dig:dnsutils iptables:iptables dnsperf:dnsperf dnsmasq:dnsmasq-base systemd-analyze:systemd ruby:ruby \
-  prometheus:prometheus promtool:prometheus; do
+  prometheus:prometheus promtool:prometheus chromium:chromium; do
   cmd=${pair%%:*} pkg=${pair#*:}
   command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || need+=("$pkg")
 done
@@ -38,5 +38,13 @@ if ! runtime_ok; then
   exit 1
 fi
 export PATH="$root/node_modules/.bin:$PATH"
-# Incremental: a build with nothing changed takes about a second (tsbuildinfo under dist/).
-tsc -p tsconfig.json
+# The build is skipped when no source, tsconfig or installed package is newer than the last one
+# (dist/.tsbuildinfo): even tsc's incremental no-op costs seconds of CPU on every npm start/test.
+# `npm run build` always builds.
+if [ -f dist/.tsbuildinfo ] && [ -z "$(find agents test bench scripts tsconfig.json node_modules/.package-lock.json \
+  -newer dist/.tsbuildinfo \( -name '*.ts' -o -name '*.json' \) -print -quit 2>/dev/null)" ]; then
+  :
+else
+  tsc -p tsconfig.json
+  touch dist/.tsbuildinfo
+fi

@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { helpText, parseDuration, parseFlags, type FlagTable } from './cli.js';
 import { UsageError } from './errors.js';
-import { etcdOptions } from './etcd.js';
+import { etcdErrorLine, etcdOptions } from './etcd.js';
 
 const table = {
   'etcd-endpoints': {
@@ -149,7 +149,7 @@ test('a command exits non-zero with one clear line for bad flags, TLS files and 
     [
       ['--etcd-endpoints', 'http://127.0.0.1:1', '--timeout', '1s'],
       1,
-      /^etcd-ping: etcd unreachable at http:\/\/127.0.0.1:1/,
+      /^etcd-ping: etcd unreachable at http:\/\/127.0.0.1:1: (connect ECONNREFUSED 127\.0\.0\.1:1|no answer within \d+ ms) \(check --etcd-endpoints or ETCDCTL_ENDPOINTS\)\n$/,
     ],
   ];
   for (const [args, code, re] of cases) {
@@ -173,4 +173,16 @@ test('--help prints the complete usage and exits 0', () => {
     '--help',
   ])
     assert.ok(r.stdout.includes(f), f);
+});
+
+test('etcd errors lose the gRPC noise', () => {
+  const table: [string, string][] = [
+    [
+      '14 UNAVAILABLE: No connection established. Last error: Error: connect ECONNREFUSED 127.0.0.1:1. Resolution note: ',
+      'connect ECONNREFUSED 127.0.0.1:1',
+    ],
+    ['14 UNAVAILABLE: getaddrinfo ENOTFOUND etcd.example', 'getaddrinfo ENOTFOUND etcd.example'],
+    ['permission denied', 'permission denied'],
+  ];
+  for (const [msg, want] of table) assert.equal(etcdErrorLine(msg), want);
 });

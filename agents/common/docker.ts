@@ -3,7 +3,8 @@
  * --docker, logsd agent): one flag, `--docker-host`, with Docker's own `DOCKER_HOST` env var
  * and its `unix://` form, so every command finds the same dockerd the docker CLI would.
  */
-import Docker from 'dockerode';
+import { createRequire } from 'node:module';
+import type Docker from 'dockerode';
 import type { FlagTable } from './cli.js';
 import { UsageError } from './errors.js';
 
@@ -28,6 +29,8 @@ export function dockerSocketPath(value: string): string {
   );
 }
 
+/** A client for `--docker-host`. dockerode is loaded here, not at import: it takes about a second. */
 export function dockerClient(value: string): Docker {
-  return new Docker({ socketPath: dockerSocketPath(value) });
+  const D = createRequire(import.meta.url)('dockerode') as typeof Docker;
+  return new D({ socketPath: dockerSocketPath(value) });
 }

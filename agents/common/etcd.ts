@@ -4,11 +4,23 @@
  * file into a one-line error, and a connected `Etcd3` client that only talks to members that
  * have a leader (see `leaderAwareOptions`).
  */
+// Before etcd3: it builds its gRPC client at import time (see etcd-proto.ts).
+import './etcd-proto.js';
 import { readFileSync } from 'node:fs';
-import { Metadata, credentials as grpcCredentials } from '@grpc/grpc-js';
-import { Etcd3, type IOptions } from 'etcd3';
+import { createRequire } from 'node:module';
+import type * as Grpc from '@grpc/grpc-js';
+import type { Etcd3, IOptions } from 'etcd3';
 import type { FlagTable } from './cli.js';
 import { ConfigError, UsageError, errorMessage } from './errors.js';
+
+/**
+ * etcd3 and gRPC are loaded when a client is made, not at import: together they take over a
+ * second, which commands that only parse etcd flags (logsd agent, logs with --server) should
+ * not pay.
+ */
+function load<T>(name: string): T {
+  return createRequire(import.meta.url)(name) as T;
+}
 
 /** Flag table fragment; spread it into an agent's table. `envPrefix` adds e.g. FLANNELD_ETCD_ENDPOINTS. */
 export function etcdFlags(envPrefix?: string) {
@@ -81,6 +93,7 @@ export function etcdOptions(s: EtcdSettings): IOptions {
   if (Boolean(certChain) !== Boolean(privateKey))
     throw new UsageError('--etcd-certfile and --etcd-keyfile must be given together');
   const tls = s.etcdEndpoints.some((e) => e.startsWith('https:'));
+  if (tls) quietIpServernameWarning();
   const opts: IOptions = { hosts: s.etcdEndpoints, dialTimeout: 3000, ...leaderAwareOptions() };
   if (tls || rootCertificate || certChain) {
     opts.credentials = {
@@ -90,6 +103,25 @@ export function etcdOptions(s: EtcdSettings): IOptions {
     } as IOptions['credentials'];
   }
   return opts;
+}
+
+let quieted = false;
+/**
+ * grpc-js hands an endpoint's IP address to TLS as the SNI server name; Node ignores it (SNI is
+ * for names) and prints deprecation DEP0123 on stderr of every agent that reaches etcd by IP over
+ * TLS. The certificate is still verified against the IP (its subjectAltName), so only that one
+ * warning is dropped; every other warning is printed as before.
+ */
+function quietIpServernameWarning(): void {
+  if (quieted) return;
+  quieted = true;
+  const emit = process.emitWarning.bind(process) as (...args: unknown[]) => void;
+  process.emitWarning = ((...args: unknown[]) => {
+    const [, opts, code] = args;
+    const c = typeof opts === 'object' && opts !== null ? (opts as { code?: string }).code : code;
+    if (c === 'DEP0123') return;
+    emit(...args);
+  }) as typeof process.emitWarning;
 }
 
 /** gRPC metadata that makes etcd refuse (or cancel) a call on a member without a leader. */
@@ -121,6 +153,7 @@ export function leaderAwareOptions(): Pick<
   IOptions,
   'defaultCallOptions' | 'grpcOptions' | 'faultHandling'
 > {
+  const { Metadata, credentials: grpcCredentials } = load<typeof Grpc>('@grpc/grpc-js');
   const requireLeader = grpcCredentials.createFromMetadataGenerator((_params, callback) => {
     const md = new Metadata();
     for (const [k, v] of Object.entries(REQUIRE_LEADER)) md.set(k, v);
@@ -180,8 +213,25 @@ export async function keepAliveOnce(
 
 /** Creates the client (no I/O yet). */
 export function createEtcd(s: EtcdSettings): Etcd3 {
-  return new Etcd3(etcdOptions(s));
+  const { Etcd3: E } = load<typeof import('etcd3')>('etcd3');
+  return new E(etcdOptions(s));
 }
+
+/**
+ * gRPC's message for an unreachable etcd as one line without its noise
+ * ("14 UNAVAILABLE: No connection established. Last error: Error: connect ECONNREFUSED …
+ * Resolution note: " → "connect ECONNREFUSED …").
+ */
+export function etcdErrorLine(message: string): string {
+  const m = message
+    .replace(/\s*Resolution note:[\s\S]*$/, '')
+    .replace(/^\d+ [A-Z_]+: (No connection established\. )?(Last error: )?(Error: )?/, '')
+    .replace(/\s+/g, ' ')
+    .replace(/[.;, ]+$/, '');
+  return m || message.trim();
+}
+
+const ENDPOINTS_HINT = '(check --etcd-endpoints or ETCDCTL_ENDPOINTS)';
 
 /**
  * Resolves when etcd answers a status call, or throws ConfigError after `timeoutMs`,
@@ -198,7 +248,7 @@ export async function checkEtcdReachable(
       () =>
         reject(
           new ConfigError(
-            `etcd unreachable at ${endpoints.join(',')} (no answer within ${timeoutMs} ms)`,
+            `etcd unreachable at ${endpoints.join(',')}: no answer within ${timeoutMs} ms ${ENDPOINTS_HINT}`,
           ),
         ),
       timeoutMs,
@@ -208,8 +258,48 @@ export async function checkEtcdReachable(
     await Promise.race([client.maintenance.status(), timeout]);
   } catch (err) {
     if (err instanceof ConfigError) throw err;
-    throw new ConfigError(`etcd unreachable at ${endpoints.join(',')}: ${errorMessage(err)}`);
+    throw new ConfigError(
+      `etcd unreachable at ${endpoints.join(',')}: ${etcdErrorLine(errorMessage(err))} ${ENDPOINTS_HINT}`,
+    );
   } finally {
     clearTimeout(timer);
   }
+}
+
+/**
+ * etcd refused an operation because the client's etcd user (the CN of its certificate, with
+ * client-certificate auth) has no role granting it. Names the key and the access needed, so
+ * the log line says what to grant, or that the agent tried to reach outside its prefix.
+ */
+export class EtcdPermissionError extends ConfigError {
+  override name = 'EtcdPermissionError';
+  constructor(
+    readonly access: 'read' | 'write',
+    readonly key: string,
+  ) {
+    super(
+      `etcd refused to ${access} ${key}: permission denied (the etcd user of this client's ` +
+        `certificate has no role granting ${access} on that key; see "etcd users and roles" in docs/operations.md)`,
+    );
+  }
+}
+
+/** True for etcd's "permission denied" (RBAC) answer. */
+export function isPermissionDenied(err: unknown): boolean {
+  // By name and message: etcd3 is loaded only when a client is made (see `load`).
+  return (
+    (err as { name?: string } | undefined)?.name === 'EtcdPermissionDeniedError' ||
+    /etcdserver: permission denied/.test(errorMessage(err))
+  );
+}
+
+/**
+ * For `.catch(...)` on an etcd call: a permission denial becomes an EtcdPermissionError naming
+ * `key` (a prefix is written `prefix*`) and the access; any other error is rethrown as it is.
+ */
+export function explainDenied(access: 'read' | 'write', key: string): (err: unknown) => never {
+  return (err: unknown) => {
+    if (isPermissionDenied(err)) throw new EtcdPermissionError(access, key);
+    throw err;
+  };
 }

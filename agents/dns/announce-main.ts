@@ -159,6 +159,11 @@ await runCommand({
         port ||= a.port;
         image = a.image ?? '';
         dockerHealth = a.health ?? 'none';
+        if (!port)
+          log.warn(
+            { container: f.container },
+            'the container exposes no port: SRV answers say port 0 (give --port)',
+          );
       } catch (err) {
         client.close();
         throw new ConfigError(`--container: ${(err as Error).message}`);

@@ -12,6 +12,7 @@ import type Docker from 'dockerode';
 import { isIP } from 'node:net';
 import type { Logger } from '../common/logger.js';
 import { errorMessage } from '../common/errors.js';
+import { explainDenied } from '../common/etcd.js';
 import { withdrawnKey } from './instances.js';
 import { dockerHealthOf, type DockerHealth } from './health.js';
 
@@ -131,7 +132,8 @@ export class Announcement {
     await this.client
       .if(key, 'Version', '>', -1)
       .then(put, ...del)
-      .commit();
+      .commit()
+      .catch(explainDenied('write', remove ? `${key} (and delete ${remove})` : key));
   }
 
   /** Deletes the record (revoking its lease); best effort when etcd is gone. */

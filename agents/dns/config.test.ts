@@ -37,6 +37,12 @@ test('defaults follow SkyDNS and pick up the overlay subnet file', () => {
   assert.equal(c.minTtl, 60);
   const none = cfg(['--subnet-file', join(dir, 'missing'), '--domain', 'A.Example', '--no-rec']);
   assert.deepEqual(none.addrs, [{ host: '127.0.0.1', port: 53 }]);
+  assert.match(none.notice ?? '', /--subnet-file .*missing: listening only on 127\.0\.0\.1:53/);
+  assert.equal(c.notice, undefined);
+  assert.equal(
+    cfg(['--subnet-file', join(dir, 'missing'), '--addr', '127.0.0.1:5354']).notice,
+    undefined,
+  );
   assert.deepEqual(none.zones, ['a.example.']);
   assert.equal(none.noRec, true);
 });

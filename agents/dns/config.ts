@@ -112,6 +112,8 @@ export interface DnsdConfig {
   maxLeaseTtl: number;
   roundRobin: boolean;
   metrics: { host: string; port: number } | null;
+  /** Said once at start: the default listen addresses left the bridge out (no subnet file). */
+  notice?: string;
 }
 
 /** FLANNEL_NETWORK and the bridge address (FLANNEL_SUBNET's IP) of an overlay subnet file. */
@@ -170,6 +172,11 @@ export function buildConfig(f: DnsdFlags): DnsdConfig {
     }
   }
   return {
+    ...(f.addr.length === 0 && !overlay.bridgeIp
+      ? {
+          notice: `no Docker bridge address in --subnet-file ${f.subnetFile}: listening only on 127.0.0.1:53 (containers cannot reach it; give --addr to choose)`,
+        }
+      : {}),
     addrs,
     zones: f.domain.map(fqdn),
     prefix: f.prefix.replace(/\/+$/, ''),

@@ -21,6 +21,7 @@ import { CheckStats, registerCheckStats } from './checker.js';
 
 export async function startDnsd(flags: DnsdFlags, log: Logger): Promise<() => Promise<void>> {
   const cfg = buildConfig(flags);
+  if (cfg.notice) log.warn(cfg.notice);
   let nets;
   try {
     nets = networkList(cfg.forwardNetworks);

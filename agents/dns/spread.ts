@@ -19,7 +19,7 @@ export interface Spread {
   /** SRV weight of each record, and the records grouped by priority (weighted only). */
   weight: number[];
   groups: number[][];
-  /** Index of the record that leads the next answer (rotate). */
+  /** Index of the record that leads the next answer (rotate); starts at random. */
   next: number;
   /** Scratch for nextOrder: no allocation per answer. */
   order: number[];
@@ -46,11 +46,14 @@ function region(
  * The spread plan of an encoded answer: null when it has fewer than two A/AAAA or SRV records.
  * When a compression pointer leads into the records (an SRV target that a glue record's name
  * points at), `reencode(lo)` must return the same answer encoded with no name compressed to
- * an offset at or past `lo`; the plan then belongs to that message.
+ * an offset at or past `lo`; the plan then belongs to that message. A rotation starts at a
+ * random record: every new cache entry (after a zone change, or each spelling of a 0x20-
+ * randomised name) would otherwise lead with the first record.
  */
 export function planSpread(
   msg: Buffer,
   reencode: (lo: number) => Buffer,
+  rnd: () => number = Math.random,
 ): { msg: Buffer; plan: Spread | null } {
   for (let attempt = 0; attempt < 2; attempt++) {
     const spans = recordSpans(msg);
@@ -72,7 +75,7 @@ export function planSpread(
           hi,
           weight: weighted ? run.map((s) => msg.readUInt16BE(s.rdata + 2)) : [],
           groups: weighted ? srvGroups(run.map((s) => msg.readUInt16BE(s.rdata))) : [],
-          next: 0,
+          next: Math.floor(rnd() * run.length),
           order: new Array<number>(run.length).fill(0),
           pool: new Array<number>(run.length).fill(0),
         },

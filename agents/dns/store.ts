@@ -8,6 +8,7 @@
 import type { Etcd3, Watcher } from 'etcd3';
 import type { Logger } from '../common/logger.js';
 import { errorMessage } from '../common/errors.js';
+import { explainDenied } from '../common/etcd.js';
 import { keyLabels, RecordError } from './records.js';
 import { entryFrom, type ZoneTree } from './tree.js';
 
@@ -106,10 +107,12 @@ export class RecordStore {
     this.watcher = null;
     try {
       const res = await withTimeout(
-        this.o.client.kv.range({
-          key: Buffer.from(`${this.prefix}/`),
-          range_end: Buffer.from(`${this.prefix}0`),
-        }),
+        this.o.client.kv
+          .range({
+            key: Buffer.from(`${this.prefix}/`),
+            range_end: Buffer.from(`${this.prefix}0`),
+          })
+          .catch(explainDenied('read', `${this.prefix}/*`)),
         5000,
       );
       const kvs = (res.kvs ?? []) as unknown as Kv[];

@@ -206,16 +206,18 @@ export class DiskBuffer {
     return first;
   }
 
-  /** Position of the first block after the acked cursor. */
+  /**
+   * Position of the first block after the acked cursor. Called on every (re)connect: it reads
+   * only the segment holding the next unacked seq, in one read(2), not a pread per block.
+   */
   ackedPos(): ReadPos {
-    for (const s of this.segments) {
-      let offset = 0;
-      while (offset < s.size) {
-        const h = this.readHeader(s.first, offset);
-        if (!h) break;
-        if (h.firstSeq > this.acked) return { seg: s.first, offset };
-        offset += h.total;
-      }
+    const want = this.acked + 1;
+    let i = this.segments.length - 1;
+    while (i > 0 && this.segments[i]!.first > want) i--;
+    for (; i >= 0 && i < this.segments.length; i++) {
+      const s = this.segments[i]!;
+      for (const h of this.scanBlocks(s.first, s.size))
+        if (h.firstSeq + h.count - 1 >= want) return { seg: s.first, offset: h.offset };
     }
     const last = this.segments[this.segments.length - 1];
     return last ? { seg: last.first, offset: last.size } : { seg: this.nextSeq, offset: 0 };
@@ -349,16 +351,41 @@ export class DiskBuffer {
   }
 
   private loadChunks(seg: number, size: number): void {
-    for (let offset = 0; offset < size;) {
-      const h = this.readHeader(seg, offset);
-      if (!h) break;
-      if (h.metaLen > 0) {
-        const m = Buffer.allocUnsafe(h.metaLen);
-        this.pread(seg, m, offset + HEADER);
-        const meta = JSON.parse(m.toString()) as BlockMeta;
-        if (meta.chunk) this.remember(meta.chunk);
-      }
-      offset += h.total;
+    for (const h of this.scanBlocks(seg, size, true))
+      if (h.meta?.chunk) this.remember(h.meta.chunk);
+  }
+
+  /**
+   * The whole blocks of a segment, from one read of the file (a restart with a big backlog must
+   * not cost a syscall per block: the driver's reconnect backoff punishes a slow start).
+   */
+  private *scanBlocks(
+    seg: number,
+    size: number,
+    withMeta = false,
+  ): Generator<{
+    offset: number;
+    total: number;
+    count: number;
+    firstSeq: number;
+    meta?: BlockMeta;
+  }> {
+    const data = Buffer.allocUnsafe(size);
+    const got = this.pread(seg, data, 0);
+    let offset = 0;
+    while (offset + HEADER <= got) {
+      const metaLen = data.readUInt16BE(offset + 16);
+      const total = HEADER + metaLen + data.readUInt32BE(offset);
+      if (offset + total > got) return;
+      const metaBuf = data.subarray(offset + HEADER, offset + HEADER + metaLen);
+      yield {
+        offset,
+        total,
+        count: data.readUInt32BE(offset + 4),
+        firstSeq: data.readDoubleBE(offset + 8),
+        ...(withMeta && metaLen > 0 ? { meta: JSON.parse(metaBuf.toString()) as BlockMeta } : {}),
+      };
+      offset += total;
     }
   }
 
@@ -421,16 +448,13 @@ export class DiskBuffer {
 
   /** End of the last whole block of a segment, and the seq after it. */
   private scanEnd(first: number): { end: number; nextSeq: number } {
-    const size = fstatSync(this.fd).size;
-    let offset = 0;
+    let end = 0;
     let nextSeq = first;
-    for (;;) {
-      const h = this.readHeader(first, offset);
-      if (!h || offset + h.total > size) break;
-      offset += h.total;
+    for (const h of this.scanBlocks(first, fstatSync(this.fd).size)) {
+      end = h.offset + h.total;
       nextSeq = h.firstSeq + h.count;
     }
-    return { end: offset, nextSeq };
+    return { end, nextSeq };
   }
 
   private atomicWrite(file: string, text: string): void {

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -146,6 +146,79 @@ test('logs tail / services / export against a running aggregator', async () => {
     const w1 = files.get('web-1-web-10123456.log')!.trimEnd().split('\n');
     assert.equal(w1.length, 50);
     assert.match(w1[49]!, /^\d{4}-\d\d-\d\dT[\d:.]+Z stdout web-1 49$/);
+    // A name that does not exist says so, with the known ones, exit 1; a filter that matches
+    // nothing in an existing service is just empty.
+    const fails = async (args: string[], code: number, re: RegExp) =>
+      assert.rejects(
+        run(process.execPath, [CLI, ...args, server]),
+        (e: { code: number; stderr: string }) => {
+          assert.equal(e.code, code, e.stderr);
+          assert.match(e.stderr, re);
+          return true;
+        },
+      );
+    await fails(
+      ['tail', '--service', 'ngnix'],
+      1,
+      /^logs tail: no such service "ngnix"; known: nginx\n$/,
+    );
+    await fails(
+      ['tail', '--service', 'nginx', '--host', 'fltdemo-h2'],
+      1,
+      /no record of service "nginx" from host "fltdemo-h2"; its hosts: h1, h2/,
+    );
+    await fails(['export', '--service', 'ngnix', '-o', join(dir, 'x.tar')], 1, /no such service/);
+    await fails(['tail', '--service', 'nginx', '--since', 'yesterday'], 2, /--since: "yesterday"/);
+    const none = await run(process.execPath, [
+      CLI,
+      'tail',
+      '--service',
+      'nginx',
+      '--grep',
+      'nomatch',
+      server,
+    ]);
+    assert.equal(none.stdout, '');
+
+    // -f -n 0: only records stored after it started, none of the 100 before.
+    const follow = spawn(process.execPath, [
+      CLI,
+      'tail',
+      '--service',
+      'nginx',
+      '-f',
+      '-n',
+      '0',
+      server,
+    ]);
+    let followed = '';
+    follow.stdout.on('data', (d: Buffer) => (followed += d.toString()));
+    try {
+      for (let k = 0; k < 100 && !followed.includes('\n'); k++) {
+        agg.store.ingest({
+          parts: [
+            {
+              service: 'nginx',
+              count: 1,
+              blob: encodeEntry(EventTime.fromMillis(Date.now()), {
+                log: `new ${k}`,
+                stream: 'stdout',
+                service: 'nginx',
+                host: 'h1',
+                container_name: 'web-1',
+                container_id: 'web-10123456789abcdef',
+              }),
+              tmin: Date.now(),
+              tmax: Date.now(),
+            },
+          ],
+        });
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.match(followed, /^web-1@h1 \| new \d+\n/);
+    } finally {
+      follow.kill();
+    }
     await assert.rejects(
       run(process.execPath, [CLI, 'tail', server]),
       (e: { code: number; stderr: string }) => {

@@ -10,19 +10,27 @@ import { createWriteStream } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import tar from 'tar-stream';
 import { packageVersion, runCommand } from '../common/agent.js';
-import type { FlagTable } from '../common/cli.js';
+import { parseDuration, type FlagTable } from '../common/cli.js';
 import { UsageError } from '../common/errors.js';
 import type { LogLine } from './aggregator/query.js';
+import { etcdFlags, type EtcdSettings } from '../common/etcd.js';
+import { AGGREGATOR_KEY, discoverAggregator } from './discovery.js';
 import { visible } from './terminal.js';
 
 const serverFlag = {
   server: {
     type: 'string',
     value: 'URL',
-    help: 'aggregator query API',
-    default: 'http://127.0.0.1:24241',
-    env: ['LOGS_SERVER'],
+    help: `aggregator query API; default: the address the aggregator announces in etcd at ${AGGREGATOR_KEY}, else http://127.0.0.1:24241`,
+    env: ['FLOTILLA_LOGS_SERVER', 'LOGS_SERVER'],
   },
+  token: {
+    type: 'string',
+    value: 'TOKEN',
+    help: 'bearer token, when the aggregator runs with --http-token',
+    env: ['FLOTILLA_LOGS_TOKEN'],
+  },
+  ...etcdFlags('FLOTILLA'),
 } satisfies FlagTable;
 
 const filterFlags = {
@@ -44,7 +52,13 @@ const filterFlags = {
 const tailFlags = {
   ...filterFlags,
   follow: { type: 'bool', short: 'f', help: 'keep streaming new records' },
-  lines: { type: 'int', short: 'n', value: 'N', help: 'last N records (0 = all)', default: 100 },
+  lines: {
+    type: 'int',
+    short: 'n',
+    value: 'N',
+    help: 'last N records (0 = all; with -f, 0 = only new ones)',
+    default: 100,
+  },
   json: { type: 'bool', help: 'one JSON object per line (any bytes of a record stay valid JSON)' },
   raw: {
     type: 'bool',
@@ -94,7 +108,7 @@ function query(f: {
 }): URLSearchParams {
   if (!f.service) throw new UsageError('--service: required (see `logs services`)');
   const q = new URLSearchParams({ service: f.service });
-  if (f.since) q.set('since', f.since);
+  if (f.since) q.set('since', checkSince(f.since));
   if (f.host) q.set('host', f.host);
   if (f.container) q.set('container', f.container);
   if (f.grep) {
@@ -108,7 +122,57 @@ function query(f: {
   return q;
 }
 
-async function get(server: string, path: string, q?: URLSearchParams): Promise<Response> {
+/** --since as the aggregator reads it (a duration or an RFC 3339 time), checked before asking. */
+function checkSince(v: string): string {
+  if (/^\d+$/.test(v) || (/^\d{4}-/.test(v) && !Number.isNaN(Date.parse(v)))) return v;
+  try {
+    parseDuration(v);
+  } catch {
+    throw new UsageError(`--since: "${v}" is not a duration like 10m or an RFC 3339 time`);
+  }
+  return v;
+}
+
+/**
+ * Why a query found nothing, when the reason is a name that does not exist: an unknown
+ * --service, or a --host with no record of the service. Undefined when the names exist (the
+ * other filters just matched nothing).
+ */
+async function unknownName(
+  flags: Parameters<typeof get>[0],
+  f: { service?: string | undefined; host?: string | undefined },
+): Promise<string | undefined> {
+  const body = (await (await get(flags, '/v1/services')).json()) as {
+    services: { service: string }[];
+  };
+  const known = body.services.map((s) => s.service).sort();
+  if (!known.includes(f.service!))
+    return `no such service "${f.service}"; known: ${known.join(', ') || 'none yet'}`;
+  if (!f.host) return undefined;
+  const lines = async (q: Record<string, string>) =>
+    (await (await get(flags, '/v1/logs', new URLSearchParams(q))).text())
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as LogLine);
+  if ((await lines({ service: f.service!, host: f.host, limit: '1' })).length > 0) return undefined;
+  const hosts = [
+    ...new Set((await lines({ service: f.service!, limit: '1000' })).map((l) => l.host)),
+  ];
+  return `no record of service "${f.service}" from host "${f.host}"; its hosts: ${hosts.sort().join(', ')}`;
+}
+
+/** --server / FLOTILLA_LOGS_SERVER, else what the aggregator announced in etcd, else loopback. */
+async function serverOf(f: { server?: string | undefined } & EtcdSettings): Promise<string> {
+  if (f.server) return f.server;
+  return (await discoverAggregator(f)) ?? 'http://127.0.0.1:24241';
+}
+
+async function get(
+  flags: { server?: string | undefined; token?: string | undefined } & EtcdSettings,
+  path: string,
+  q?: URLSearchParams,
+): Promise<Response> {
+  const server = await serverOf(flags);
   let url: URL;
   try {
     url = new URL(path + (q ? `?${q.toString()}` : ''), server);
@@ -117,18 +181,28 @@ async function get(server: string, path: string, q?: URLSearchParams): Promise<R
   }
   let res: Response;
   try {
-    res = await fetch(url);
+    res = await fetch(
+      url,
+      flags.token ? { headers: { authorization: `Bearer ${flags.token}` } } : {},
+    );
   } catch (err) {
     throw new Error(
-      `cannot reach the aggregator at ${server}: ${(err as { cause?: Error }).cause?.message ?? String(err)}`,
+      `cannot reach the aggregator at ${server}: ${(err as { cause?: Error }).cause?.message ?? String(err)} (set --server or FLOTILLA_LOGS_SERVER)`,
     );
   }
   if (res.status !== 200) throw new Error(`aggregator at ${server}: ${(await res.text()).trim()}`);
   return res;
 }
 
-/** Calls `each` for every NDJSON line of a (possibly endless) response body. */
-async function eachLine(res: Response, each: (l: LogLine, raw: string) => void): Promise<void> {
+/**
+ * Calls `each` for every NDJSON line of a (possibly endless) response body, and `chunkDone`
+ * (awaited: backpressure) after each chunk of the body, before reading the next.
+ */
+async function eachLine(
+  res: Response,
+  each: (l: LogLine, raw: string) => void,
+  chunkDone: () => Promise<void> = () => Promise.resolve(),
+): Promise<void> {
   const reader = res.body!.getReader();
   const dec = new TextDecoder();
   let rest = '';
@@ -138,6 +212,7 @@ async function eachLine(res: Response, each: (l: LogLine, raw: string) => void):
     const parts = (rest + dec.decode(value, { stream: true })).split('\n');
     rest = parts.pop() ?? '';
     for (const p of parts) if (p) each(JSON.parse(p) as LogLine, p);
+    await chunkDone();
   }
   if (rest) each(JSON.parse(rest) as LogLine, rest);
 }
@@ -159,23 +234,38 @@ async function tail(argv: string[]): Promise<void> {
       async start(f) {
         if (f.lines < 0) throw new UsageError('-n/--lines: must be 0 or more');
         const q = query(f);
-        if (f.lines > 0) q.set('limit', String(f.lines));
+        // -n 0 is all of them, except with -f: only new ones, as `tail -n 0 -f`.
+        if (f.lines > 0 || f.follow) q.set('limit', String(f.lines));
         if (f.follow) q.set('follow', '1');
         const tty = Boolean(process.stdout.isTTY);
-        const res = await get(f.server, '/v1/logs', q);
+        const res = await get(f, '/v1/logs', q);
+        // Following a name that does not exist yet is allowed (its container may start later).
+        if (f.follow)
+          void unknownName(f, f).then(
+            (why) => why && process.stderr.write(`logs tail: ${why}; waiting for new records\n`),
+            () => undefined,
+          );
+        let count = 0;
+        // One write per body chunk, awaited: stdout's backpressure reaches the socket (no
+        // unbounded buffering, no pile of 'drain' listeners on a slow terminal or pipe).
         let buf = '';
-        await eachLine(res, (l, raw) => {
-          buf += `${f.json ? raw : formatLine(l, tty, f.raw)}\n`;
-          if (buf.length > 64 * 1024) {
-            void write(buf);
+        await eachLine(
+          res,
+          (l, raw) => {
+            count++;
+            buf += `${f.json ? raw : formatLine(l, tty, f.raw)}\n`;
+          },
+          async () => {
+            const text = buf;
             buf = '';
-          }
-          if (f.follow) {
-            void write(buf);
-            buf = '';
-          }
-        });
+            if (text) await write(text);
+          },
+        );
         await write(buf);
+        if (count === 0) {
+          const why = await unknownName(f, f);
+          if (why) throw new Error(why);
+        }
         return 0;
       },
     },
@@ -192,7 +282,7 @@ async function services(argv: string[]): Promise<void> {
         'Lists the services the aggregator holds logs for, with record counts and last-seen times.',
       flags: servicesFlags,
       async start(f) {
-        const res = await get(f.server, '/v1/services');
+        const res = await get(f, '/v1/services');
         const body = (await res.json()) as {
           services: { service: string; count: number; bytes: number; lastSeen: number }[];
         };
@@ -243,7 +333,7 @@ async function exportTar(argv: string[]): Promise<void> {
       flags: exportFlags,
       async start(f) {
         if (!f.output) throw new UsageError('-o/--output: required (the tar file to write)');
-        const res = await get(f.server, '/v1/logs', query(f));
+        const res = await get(f, '/v1/logs', query(f));
         const files = new Map<string, string[]>();
         await eachLine(res, (l) => {
           const name = exportName(l);
@@ -251,6 +341,10 @@ async function exportTar(argv: string[]): Promise<void> {
           if (!list) files.set(name, (list = []));
           list.push(`${l.time} ${l.stream} ${l.log}\n`);
         });
+        if (files.size === 0) {
+          const why = await unknownName(f, f);
+          if (why) throw new Error(why);
+        }
         const pack = tar.pack();
         const done = pipeline(pack, createWriteStream(f.output));
         for (const [name, lines] of files) pack.entry({ name, mtime: new Date() }, lines.join(''));

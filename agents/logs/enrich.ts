@@ -3,10 +3,14 @@
  * leading slash, `source`, `log`, plus chosen labels/env and `partial_*` keys) into the record
  * Flotilla stores: `log`, `stream`, `service`, `host`, `container_name`, `container_id`, and the
  * remaining keys untouched. `service` is the `service` label, else env SERVICE_NAME, else the
- * container name. Pure, except `MetadataCache`, which asks dockerd (and remembers the answer, so
- * lines a `--rm` container printed just before it was removed are still attributed).
+ * container name, else (a plain Fluentd/Fluent Bit client, no Docker fields) the event's tag.
+ * Pure, except `MetadataCache`, which asks dockerd (and remembers the answer, so lines a `--rm`
+ * container printed just before it was removed are still attributed).
  */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type Docker from 'dockerode';
+import { parseMaxSize } from './inputs/rotation.js';
 import type { LogRecord } from './forward/codec.js';
 
 export interface ContainerMeta {
@@ -23,13 +27,14 @@ export function needsMeta(rec: LogRecord): boolean {
   return str(rec.service) === undefined && str(rec.SERVICE_NAME) === undefined;
 }
 
-export function serviceOf(rec: LogRecord, meta?: ContainerMeta): string {
+export function serviceOf(rec: LogRecord, meta?: ContainerMeta, tag?: string): string {
   return (
     str(rec.service) ??
     str(rec.SERVICE_NAME) ??
-    meta?.labels.service ??
-    meta?.env.SERVICE_NAME ??
+    (meta?.labels.service || undefined) ??
+    (meta?.env.SERVICE_NAME || undefined) ??
     containerName(rec, meta) ??
+    (tag || undefined) ??
     'unknown'
   );
 }
@@ -39,12 +44,17 @@ function containerName(rec: LogRecord, meta?: ContainerMeta): string | undefined
   return n?.replace(/^\//, '');
 }
 
-export function enrich(rec: LogRecord, host: string, meta?: ContainerMeta): LogRecord {
+export function enrich(
+  rec: LogRecord,
+  host: string,
+  meta?: ContainerMeta,
+  tag?: string,
+): LogRecord {
   const { source, container_name: _n, container_id, log, ...rest } = rec;
   const out: LogRecord = {
     log: Buffer.isBuffer(log) ? log.toString() : (log ?? ''),
     stream: str(source) ?? str(rec.stream) ?? 'stdout',
-    service: serviceOf(rec, meta),
+    service: serviceOf(rec, meta, tag),
     host: str(rec.host) ?? host,
     container_name: containerName(rec, meta) ?? '',
     container_id: str(container_id) ?? '',
@@ -64,26 +74,74 @@ export function metaFromInspect(info: Docker.ContainerInspectInfo): ContainerMet
 }
 
 /**
- * Container metadata by id, asked of dockerd once and kept (bounded, oldest forgotten first).
- * A failed lookup resolves to undefined (the record keeps its container name as service).
- * `watch` inspects containers as they start, before their first line can race their removal.
+ * config.v2.json (and hostconfig.json, for the json-file max-size) → metadata (pure).
+ */
+export function metaFromConfig(
+  text: string,
+  hostConfig?: string,
+): ContainerMeta & { maxSize?: number } {
+  const c = JSON.parse(text) as {
+    Name?: string;
+    Config?: { Labels?: Record<string, string> | null; Env?: string[] | null };
+    HostConfig?: { LogConfig?: { Config?: Record<string, string> | null } };
+  };
+  const env: Record<string, string> = {};
+  for (const kv of c.Config?.Env ?? []) {
+    const i = kv.indexOf('=');
+    if (i > 0) env[kv.slice(0, i)] = kv.slice(i + 1);
+  }
+  let hc = c.HostConfig;
+  try {
+    if (hostConfig) hc = JSON.parse(hostConfig) as typeof hc;
+  } catch {
+    // only the max-size is missing then (skipped bytes are counted lower)
+  }
+  const maxSize = parseMaxSize(hc?.LogConfig?.Config?.['max-size'] ?? undefined);
+  return {
+    name: (c.Name ?? '').replace(/^\//, ''),
+    labels: c.Config?.Labels ?? {},
+    env,
+    ...(maxSize ? { maxSize } : {}),
+  };
+}
+
+/** How dockerd answers an inspect: the metadata, "gone" (404: removed), or a failure to retry. */
+export type Lookup = ContainerMeta | 'gone';
+
+/**
+ * Container metadata by id, asked of dockerd and kept (bounded, oldest forgotten first).
+ * Attribution must not depend on timing: a lookup that fails or times out is retried with
+ * backoff for up to `waitMs`, and a failure is never remembered as an answer (the next record
+ * asks again). Only "no such container" resolves to undefined at once. `watch` inspects
+ * containers as they start, before their first line can race their removal.
+ * `docker` may be a promise (the client is loaded after the agent is already listening).
  */
 export class MetadataCache {
   private readonly cache = new Map<string, Promise<ContainerMeta | undefined>>();
   private readonly done = new Map<string, ContainerMeta | undefined>();
 
   constructor(
-    private readonly docker: Docker | undefined,
+    private readonly docker: Docker | Promise<Docker | undefined> | undefined,
+    /** Docker's containers directory: `config.v2.json` is read from there first. */
+    private readonly containersDir?: string,
     private readonly max = 10_000,
-    private readonly timeoutMs = 2000,
+    private readonly attemptMs = 2000,
+    private readonly waitMs = 5000,
   ) {}
 
   get(id: string): Promise<ContainerMeta | undefined> {
     const hit = this.cache.get(id);
     if (hit) return hit;
-    const p = this.lookup(id).then((m) => {
-      this.done.set(id, m);
-      return m;
+    if (this.known(id)) return Promise.resolve(this.done.get(id));
+    const p = this.lookupWithRetry(id).then((m) => {
+      if (m === undefined)
+        this.cache.delete(id); // failed: ask again for the next record
+      else {
+        const meta = m === 'gone' ? undefined : m;
+        this.done.set(id, meta);
+        return meta;
+      }
+      return undefined;
     });
     this.cache.set(id, p);
     if (this.cache.size > this.max) {
@@ -94,23 +152,36 @@ export class MetadataCache {
     return p;
   }
 
-  /** True once the lookup of `id` has finished (its answer is in `resolved`). */
+  /**
+   * True once the metadata of `id` is at hand (its answer is in `resolved`). Tries the
+   * container's config.v2.json first, synchronously: unlike an inspect, reading it never waits
+   * on dockerd, which holds a container's lock while it waits (up to 10 s) for the log driver
+   * to drain after the container exits, and the driver waits for our ack: an inspect then
+   * stalls the very lines it is for until dockerd gives up on them.
+   */
   known(id: string): boolean {
-    return this.done.has(id);
+    if (this.done.has(id)) return true;
+    if (!this.containersDir || !/^[0-9a-f]{64}$/.test(id)) return false;
+    try {
+      const m = metaFromConfig(
+        readFileSync(join(this.containersDir, id, 'config.v2.json'), 'utf8'),
+      );
+      this.done.set(id, m);
+      this.cache.set(id, Promise.resolve(m));
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   resolved(id: string): ContainerMeta | undefined {
     return this.done.get(id);
   }
 
-  /** Cached answer without waiting (undefined if not looked up or not back yet). */
-  peek(id: string): Promise<ContainerMeta | undefined> | undefined {
-    return this.cache.get(id);
-  }
-
   async watch(signal: AbortSignal): Promise<void> {
-    if (!this.docker) return;
-    const stream = (await this.docker.getEvents({
+    const docker = await this.docker;
+    if (!docker) return;
+    const stream = (await docker.getEvents({
       filters: { type: ['container'], event: ['start'] },
     })) as NodeJS.ReadableStream & { destroy(): void };
     signal.addEventListener('abort', () => stream.destroy(), { once: true });
@@ -130,19 +201,30 @@ export class MetadataCache {
     stream.on('error', () => undefined);
   }
 
-  private async lookup(id: string): Promise<ContainerMeta | undefined> {
-    if (!this.docker || !id) return undefined;
+  /** Retries until dockerd answers or `waitMs` has passed; undefined = no answer in time. */
+  private async lookupWithRetry(id: string): Promise<Lookup | undefined> {
+    const docker = await this.docker;
+    if (!docker || !id) return 'gone';
+    const end = Date.now() + this.waitMs;
+    for (let delay = 100; ; delay = Math.min(delay * 2, 1000)) {
+      const r = await this.lookup(docker, id);
+      if (r !== undefined || Date.now() + delay >= end) return r;
+      await new Promise((resolve) => setTimeout(resolve, delay));
+    }
+  }
+
+  private async lookup(docker: Docker, id: string): Promise<Lookup | undefined> {
     let timer: NodeJS.Timeout | undefined;
     try {
       const info = await Promise.race([
-        this.docker.getContainer(id).inspect(),
+        docker.getContainer(id).inspect(),
         new Promise<undefined>((resolve) => {
-          timer = setTimeout(() => resolve(undefined), this.timeoutMs);
+          timer = setTimeout(() => resolve(undefined), this.attemptMs);
         }),
       ]);
       return info ? metaFromInspect(info) : undefined;
-    } catch {
-      return undefined;
+    } catch (err) {
+      return (err as { statusCode?: number }).statusCode === 404 ? 'gone' : undefined;
     } finally {
       clearTimeout(timer);
     }

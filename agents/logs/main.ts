@@ -10,6 +10,8 @@ import { splitHostPort } from '../common/http.js';
 import { logFlags } from '../common/logger.js';
 import { startAgent } from './agent.js';
 import { startAggregator } from './aggregator/server.js';
+import { etcdFlags } from '../common/etcd.js';
+import { AGGREGATOR_KEY, advertisedHost, announceAggregator } from './discovery.js';
 import type { FsyncPolicy } from './buffer.js';
 
 const SIZE_UNITS: Record<string, number> = {
@@ -55,10 +57,16 @@ const tlsFlags = {
 } satisfies FlagTable;
 
 const agentFlags = {
+  'containers-dir': {
+    type: 'string',
+    value: 'DIR',
+    help: 'file input: Docker\'s containers directory, whose <id>/<id>-json.log files (json-file log driver) are read; "" to turn off',
+    default: '/var/lib/docker/containers',
+  },
   listen: {
     type: 'string',
     value: 'HOST:PORT',
-    help: 'forward-protocol address for log drivers (Docker: --log-opt fluentd-address)',
+    help: 'forward input: forward-protocol address for log drivers (Docker: --log-opt fluentd-address); "" to turn off',
     default: '127.0.0.1:24224',
     env: ['LOGSD_LISTEN'],
   },
@@ -117,8 +125,20 @@ const aggregatorFlags = {
   http: {
     type: 'string',
     value: 'HOST:PORT',
-    help: 'query API + health + metrics address',
+    help: 'query API, live tail page (/), health and metrics address',
     default: '0.0.0.0:24241',
+  },
+  'http-token': {
+    type: 'string',
+    value: 'TOKEN',
+    help: 'require this bearer token for the page and query API (not /healthz, /metrics)',
+    env: ['LOGSD_HTTP_TOKEN'],
+  },
+  'http-token-file': {
+    type: 'string',
+    value: 'FILE',
+    help: 'read --http-token from this file (first line)',
+    env: ['LOGSD_HTTP_TOKEN_FILE'],
   },
   'data-dir': {
     type: 'string',
@@ -140,6 +160,17 @@ const aggregatorFlags = {
     help: 'require agents to prove this forward-protocol shared key',
     env: ['LOGSD_SHARED_KEY'],
   },
+  'handshake-timeout': {
+    type: 'duration',
+    help: 'with --shared-key: close a connection that has not passed the handshake by then',
+    default: '10s',
+  },
+  'max-pending': {
+    type: 'int',
+    value: 'N',
+    help: 'unauthenticated connections kept at most; beyond, the oldest is closed',
+    default: 256,
+  },
   ...tlsFlags,
   'forward-out': {
     type: 'string',
@@ -152,6 +183,16 @@ const aggregatorFlags = {
     help: 'name used in the handshake',
     default: hostname(),
   },
+  announce: {
+    type: 'bool',
+    help: `keep the query address in etcd at ${AGGREGATOR_KEY} (under a lease), so \`logs\` finds it without --server`,
+  },
+  advertise: {
+    type: 'string',
+    value: 'URL',
+    help: `query URL announced in etcd at ${AGGREGATOR_KEY} for \`logs\` (default: from --http; 0.0.0.0 → this host's first IPv4)`,
+  },
+  ...etcdFlags('FLOTILLA'),
   ...logFlags,
 } satisfies FlagTable;
 
@@ -163,10 +204,21 @@ function addr(flag: string, v: string) {
   }
 }
 
+/** --http-token or the first line of --http-token-file (one of them, not both). */
+function tokenFrom(token: string, file: string): string | undefined {
+  if (token && file) throw new UsageError('--http-token and --http-token-file: give one, not both');
+  if (!file) return token || undefined;
+  const t = readFile('http-token-file', file)!.toString().split(/\r?\n/)[0]!.trim();
+  if (!t) throw new ConfigError(`--http-token-file: "${file}" holds no token on its first line`);
+  if (/\s/.test(t))
+    throw new ConfigError(`--http-token-file: the token in "${file}" contains spaces`);
+  return t;
+}
+
 const TOP = `Usage: logsd <agent|aggregator> [flags]
 
 Flotilla's log pipeline daemons.
-  agent        per host: receives Docker's fluentd log driver, buffers durably, ships
+  agent        per host: reads Docker's json-file logs (and/or its fluentd driver), ships
   aggregator   central: stores logs per service, serves the query API for \`logs\`
 
 Run \`logsd <command> --help\` for its flags; \`logsd --version\` prints the version.
@@ -179,9 +231,11 @@ if (sub === 'agent') {
       name: 'logsd agent',
       usage: '--aggregator HOST:PORT [flags]',
       description:
-        'Receives container logs over the Fluentd Forward protocol (Docker --log-driver fluentd),\n' +
-        'tags each record with service, host and container, keeps it in a durable disk buffer and\n' +
-        'ships it to the aggregator, acking the driver only once the record is on disk.',
+        "Collects every container's output on this host: the file input reads Docker's json-file\n" +
+        'logs under --containers-dir (checkpointed, resumes after a restart, follows rotation); the\n' +
+        "forward input receives Docker's fluentd log driver (or any Fluentd client) on --listen and\n" +
+        'acks a record only once it is in the durable buffer. Records are tagged with service, host\n' +
+        'and container and shipped to the aggregator, which acks what it has stored.',
       flags: agentFlags,
       async start(f, { log }) {
         if (f.aggregator.length === 0)
@@ -204,6 +258,7 @@ if (sub === 'agent') {
             ? { tls: { ...(ca ? { ca } : {}), ...(cert ? { cert } : {}), ...(key ? { key } : {}) } }
             : {}),
           ...(f.dockerHost ? { dockerSocket: dockerSocketPath(f.dockerHost) } : {}),
+          ...(f.containersDir ? { containersDir: f.containersDir } : {}),
           log,
         });
         const { startHealthServer } = await import('../common/http.js');
@@ -237,20 +292,40 @@ if (sub === 'agent') {
         const ca = readFile('tls-ca', f.tlsCa);
         if (Boolean(cert) !== Boolean(key))
           throw new UsageError('--tls-cert and --tls-key go together');
+        const httpToken = tokenFrom(f.httpToken, f.httpTokenFile);
         const agg = await startAggregator({
           listen: addr('listen', f.listen),
           http: addr('http', f.http),
+          ...(httpToken ? { httpToken } : {}),
           dataDir: f.dataDir,
           fsync: fsyncPolicy(f.fsync),
           retentionMs: f.retention,
           maxBytes: parseSize('retention-size', f.retentionSize),
           ...(f.sharedKey ? { sharedKey: f.sharedKey } : {}),
+          handshakeTimeoutMs: f.handshakeTimeout,
+          maxPending: f.maxPending,
           ...(cert && key ? { tls: { cert, key, ...(ca ? { ca, requestCert: true } : {}) } } : {}),
           ...(f.forwardOut ? { forwardOut: addr('forward-out', f.forwardOut) } : {}),
           hostname: f.hostname,
           log,
         });
-        return () => agg.stop();
+        const http = addr('http', f.http);
+        const fwd = addr('listen', f.listen);
+        const unannounce = f.announce
+          ? await announceAggregator(
+              f,
+              {
+                query: f.advertise ?? `http://${advertisedHost(http.host)}:${agg.httpPort}`,
+                forward: `${advertisedHost(fwd.host)}:${agg.port}`,
+                host: f.hostname,
+              },
+              log,
+            )
+          : async () => undefined;
+        return async () => {
+          await unannounce();
+          await agg.stop();
+        };
       },
     },
     rest,

@@ -1,9 +1,11 @@
 /**
- * Ships the durable buffer to the aggregator: PackedForward batches of whole buffer blocks,
- * each with a chunk id, at most `maxInFlight` unacked batches on the wire. The buffer cursor
- * moves only when the aggregator acks, so a lost connection, a killed aggregator or a killed
- * agent all end in a resend from the last ack. Resends are harmless: the option map carries
- * the agent id and first seq, and the aggregator drops records it already stored.
+ * Ships the agent's sources to the aggregator: PackedForward batches of whole blocks, each with
+ * a chunk id, at most `maxInFlight` unacked batches on the wire. A source is the durable buffer
+ * (forward input) or one container log file (file input); each has its own dedup id and seq
+ * space. A source's cursor moves only when the aggregator acks, so a lost connection, a killed
+ * aggregator or a killed agent all end in a resend from the last ack. Resends are harmless: the
+ * option map carries the source id and first seq, and the aggregator drops records it already
+ * stored.
  * Several `--aggregator` targets: on failure the next one is tried (failover), with backoff.
  *
  * Option map of a batch (the first two are standard):
@@ -15,13 +17,28 @@ import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from '../common/logger.js';
 import { errorMessage } from '../common/errors.js';
-import type { DiskBuffer, ReadPos } from './buffer.js';
+import type { Block, DiskBuffer, ReadPos } from './buffer.js';
 import { ForwardDecoder, encodePacked } from './forward/codec.js';
 import { checkPong, encodePing, parseHelo } from './forward/handshake.js';
 
 export interface Target {
   host: string;
   port: number;
+}
+
+/**
+ * What the shipper reads from: blocks with consecutive seqs under one dedup `id`. `pos` is the
+ * source's own cursor type; `ackedPos` is where a (re)connect resends from.
+ */
+export interface ShipSource<P = unknown> {
+  readonly id: string;
+  /** Records not yet acked by the aggregator. */
+  readonly backlog: number;
+  ackedPos(): P;
+  /** Blocks from `pos`; `id` (default the source's) is the dedup id of all of them. */
+  read(pos: P, maxBytes: number): { blocks: Block[]; next: P; id?: string };
+  /** The aggregator stored everything of dedup id `id` up to `seq`. */
+  ack(seq: number, id: string): void;
 }
 
 export interface ShipperOptions {
@@ -43,10 +60,11 @@ export interface ShipperOptions {
 }
 
 interface InFlight {
+  source: ShipSource;
+  id: string;
   chunk: string;
   lastSeq: number;
   records: number;
-  end: ReadPos;
   sentAt: number;
 }
 
@@ -54,7 +72,9 @@ export class Shipper {
   private sock: Socket | undefined;
   private ready = false;
   private inflight: InFlight[] = [];
-  private pos: ReadPos | undefined;
+  private readonly sources: ShipSource[];
+  private readonly pos = new Map<ShipSource, unknown>();
+  private turn = 0;
   private target = 0;
   private failures = 0;
   private stopped = false;
@@ -65,7 +85,28 @@ export class Shipper {
   /** Address of the aggregator currently connected, for readiness. */
   connectedTo: string | undefined;
 
-  constructor(private readonly o: ShipperOptions) {}
+  constructor(private readonly o: ShipperOptions) {
+    this.sources = [bufferSource(o.buffer)];
+  }
+
+  /** Ships `src` too (from its acked position once connected). */
+  add(src: ShipSource): void {
+    this.sources.push(src);
+    if (this.ready) this.pos.set(src, src.ackedPos());
+    this.kick();
+  }
+
+  /** Stops shipping `src` (finished and fully acked, or given up). */
+  remove(src: ShipSource): void {
+    const i = this.sources.indexOf(src);
+    if (i >= 0) this.sources.splice(i, 1);
+    this.pos.delete(src);
+  }
+
+  /** Records not yet acked, over all sources. */
+  get backlog(): number {
+    return this.sources.reduce((n, s) => n + s.backlog, 0);
+  }
 
   start(): void {
     this.connect();
@@ -87,7 +128,7 @@ export class Shipper {
 
   /** Resolves when everything appended so far is acked (or after `ms`). */
   flush(ms: number): Promise<void> {
-    if (this.o.buffer.backlog === 0) return Promise.resolve();
+    if (this.backlog === 0) return Promise.resolve();
     return new Promise((resolve) => {
       const t = setTimeout(resolve, ms);
       this.drained.push(() => {
@@ -122,11 +163,9 @@ export class Shipper {
       this.failures = 0;
       this.connectedTo = addr;
       this.inflight = [];
-      this.pos = this.o.buffer.ackedPos();
-      this.o.log.info(
-        { aggregator: addr, backlog: this.o.buffer.backlog },
-        'connected to aggregator',
-      );
+      this.pos.clear();
+      for (const src of this.sources) this.pos.set(src, src.ackedPos());
+      this.o.log.info({ aggregator: addr, backlog: this.backlog }, 'connected to aggregator');
       this.pump();
     };
     sock.once(this.o.tls ? 'secureConnect' : 'connect', () => {
@@ -174,38 +213,41 @@ export class Shipper {
 
   private pump(): void {
     const sock = this.sock;
-    if (!sock || !this.ready || !this.pos) return;
+    if (!sock || !this.ready) return;
     const maxInFlight = this.o.maxInFlight ?? 8;
     const batchBytes = this.o.batchBytes ?? 1 << 20;
-    while (this.inflight.length < maxInFlight) {
-      const { blocks, next } = this.o.buffer.read(this.pos, batchBytes);
-      if (blocks.length === 0) break;
+    // Round robin over the sources, one batch each per turn, so a busy container cannot starve
+    // the others.
+    let idle = 0;
+    while (this.inflight.length < maxInFlight && idle < this.sources.length) {
+      const src = this.sources[this.turn++ % this.sources.length]!;
+      if (!this.pos.has(src)) this.pos.set(src, src.ackedPos());
+      const { blocks, next, id = src.id } = src.read(this.pos.get(src), batchBytes);
+      if (blocks.length === 0) {
+        idle++;
+        continue;
+      }
+      idle = 0;
       const first = blocks[0]!;
       const last = blocks[blocks.length - 1]!;
       const count = blocks.reduce((n, b) => n + b.count, 0);
-      const chunk = `${this.o.buffer.agentId}:${first.firstSeq}`;
-      const parts = blocks.map((b) => [
-        b.meta.service,
-        b.count,
-        b.blob.length,
-        b.meta.tmin,
-        b.meta.tmax,
-      ]);
+      const chunk = `${id}:${first.firstSeq}`;
       const frame = encodePacked(
         'flotilla',
-        Buffer.concat(blocks.map((b) => b.blob)),
+        blocks.length === 1 ? first.blob : Buffer.concat(blocks.map((b) => b.blob)),
         count,
-        { chunk, agent: this.o.buffer.agentId, seq: first.firstSeq, parts },
+        { chunk, agent: id, seq: first.firstSeq, parts: partsOf(blocks) },
         this.o.compress ?? false,
       );
       this.inflight.push({
+        source: src,
+        id,
         chunk,
         lastSeq: last.firstSeq + last.count - 1,
         records: count,
-        end: next,
         sentAt: Date.now(),
       });
-      this.pos = next;
+      this.pos.set(src, next);
       sock.write(frame);
     }
   }
@@ -215,10 +257,9 @@ export class Shipper {
     if (i < 0) return;
     // Acks come in order on one connection; an ack for batch i also settles earlier ones.
     const done = this.inflight.splice(0, i + 1);
-    const last = done[done.length - 1]!;
-    this.o.buffer.ack(last.lastSeq);
+    for (const b of done) b.source.ack(b.lastSeq, b.id);
     this.o.onShipped?.(done.reduce((n, b) => n + b.records, 0));
-    if (this.o.buffer.backlog === 0) for (const f of this.drained.splice(0)) f();
+    if (this.backlog === 0) for (const f of this.drained.splice(0)) f();
     this.pump();
   }
 
@@ -229,4 +270,35 @@ export class Shipper {
       this.sock?.destroy();
     }
   }
+}
+
+/**
+ * The batch's `parts`: consecutive blocks of one service merged into one run, so the aggregator
+ * writes one store block per run, not one per driver line (Docker sends each line alone).
+ */
+export function partsOf(blocks: Block[]): [string, number, number, number, number][] {
+  const parts: [string, number, number, number, number][] = [];
+  for (const b of blocks) {
+    const last = parts[parts.length - 1];
+    if (last && last[0] === b.meta.service) {
+      last[1] += b.count;
+      last[2] += b.blob.length;
+      last[3] = Math.min(last[3], b.meta.tmin);
+      last[4] = Math.max(last[4], b.meta.tmax);
+    } else parts.push([b.meta.service, b.count, b.blob.length, b.meta.tmin, b.meta.tmax]);
+  }
+  return parts;
+}
+
+/** The durable buffer as a ship source (the forward input's records). */
+export function bufferSource(b: DiskBuffer): ShipSource<ReadPos> {
+  return {
+    id: b.agentId,
+    get backlog() {
+      return b.backlog;
+    },
+    ackedPos: () => b.ackedPos(),
+    read: (pos, maxBytes) => b.read(pos, maxBytes),
+    ack: (seq) => b.ack(seq),
+  };
 }

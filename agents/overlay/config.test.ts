@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseNetworkConfig, subnetFits } from './config.js';
-import { formatCidr, formatIPv4, parseCidr } from './ip.js';
+import { IPv6, formatCidr, formatIPv4, formatPrefix, parseCidr } from './ip.js';
 
 const KEY = '/coreos.com/network/config';
 
@@ -98,4 +98,45 @@ test('subnetFits checks length and the [SubnetMin, SubnetMax] range', () => {
   assert.equal(subnetFits(c, parseCidr('10.5.0.0/24')!), false);
   assert.equal(subnetFits(c, parseCidr('10.5.7.0/25')!), false);
   assert.equal(subnetFits(c, parseCidr('10.6.7.0/24')!), false);
+});
+
+test('IPv6 pool with flannel defaults: EnableIPv6, IPv6Network, IPv6SubnetLen/Min/Max', () => {
+  const table: [string, number, string, string][] = [
+    ['fd00:5::/48', 64, 'fd00:5:0:1::', 'fd00:5:0:ffff::'],
+    ['fd00:5::/62', 64, 'fd00:5:0:1::', 'fd00:5:0:3::'],
+    ['fd00:5::/64', 66, 'fd00:5:0:0:4000::', 'fd00:5:0:0:c000::'],
+  ];
+  for (const [net, len, min, max] of table) {
+    const c = parseNetworkConfig(
+      JSON.stringify({ Network: '10.5.0.0/16', EnableIPv6: true, IPv6Network: net }),
+      KEY,
+    );
+    const p = c.ipv6!;
+    assert.equal(formatPrefix(IPv6, p.network), net);
+    assert.equal(p.subnetLen, len, net);
+    assert.equal(IPv6.format(p.subnetMin), min, net);
+    assert.equal(IPv6.format(p.subnetMax), max, net);
+  }
+  const c = parseNetworkConfig(
+    '{"Network":"10.5.0.0/16","enableipv6":true,"IPv6Network":"fd00:5::/48","IPv6SubnetLen":56,"IPv6SubnetMin":"fd00:5:0:200::","IPv6SubnetMax":"fd00:5:0:f00::"}',
+    KEY,
+  );
+  assert.equal(c.ipv6!.subnetLen, 56);
+  assert.equal(IPv6.format(c.ipv6!.subnetMin), 'fd00:5:0:200::');
+  assert.equal(
+    parseNetworkConfig('{"Network":"10.5.0.0/16","IPv6Network":"fd00::/48"}', KEY).ipv6,
+    undefined,
+    'IPv6 only with EnableIPv6',
+  );
+  const bad: [string, RegExp][] = [
+    ['{"Network":"10.5.0.0/16","EnableIPv6":true}', /"IPv6Network" is missing/],
+    ['{"Network":"10.5.0.0/16","EnableIPv6":true,"IPv6Network":"fd00::/125"}', /too small/],
+    [
+      '{"Network":"10.5.0.0/16","EnableIPv6":true,"IPv6Network":"fd00::/48","IPv6SubnetMin":"fd00::1"}',
+      /"IPv6SubnetMin" "fd00::1" is not on a \/64 \("IPv6SubnetLen"\) boundary/,
+    ],
+    ['{"Network":"10.5.0.0/16","EnableIPv6":"yes"}', /"EnableIPv6" must be true or false/],
+    ['{"EnableIPv4":false,"EnableIPv6":true}', /IPv6-only network\) is not supported/],
+  ];
+  for (const [text, re] of bad) assert.throws(() => parseNetworkConfig(text, KEY), re, text);
 });

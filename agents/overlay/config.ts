@@ -5,14 +5,15 @@
  */
 import { ConfigError } from '../common/errors.js';
 import {
-  blockSize,
-  formatCidr,
-  formatIPv4,
-  ipInCidr,
-  mask,
-  parseCidr,
-  parseIPv4,
+  IPv4,
+  IPv6,
+  formatPrefix,
+  parsePrefix,
+  prefixHas,
+  prefixMask,
   type Cidr,
+  type Family,
+  type Prefix,
 } from './ip.js';
 
 export type BackendType = 'vxlan' | 'host-gw';
@@ -33,6 +34,8 @@ export interface NetworkConfig {
   /** First and last subnet network addresses that may be handed out (inclusive). */
   subnetMin: number;
   subnetMax: number;
+  /** Set when "EnableIPv6" is true: the IPv6 pool, next to the IPv4 one above. */
+  ipv6: Pool | undefined;
   backend: BackendConfig;
 }
 
@@ -65,53 +68,111 @@ export function parseNetworkConfig(text: string, where: string): NetworkConfig {
   const obj = doc as Json;
   const show = (v: unknown) => JSON.stringify(v) ?? String(v);
 
-  const netRaw = field(obj, 'Network');
-  if (netRaw === undefined) return fail('"Network" is missing (e.g. "10.5.0.0/16")');
-  const network = typeof netRaw === 'string' ? parseCidr(netRaw) : undefined;
-  if (!network) return fail(`"Network" is not a CIDR (${show(netRaw)})`);
-  if (network.len > 28)
-    return fail(`"Network" is too small (${show(netRaw)}); the smallest useful network is a /28`);
-
-  const intField = (name: string, min: number, max: number): number | undefined => {
+  const enable = (name: string, dflt: boolean): boolean => {
     const v = field(obj, name);
-    if (v === undefined || v === 0) return undefined;
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max)
-      return fail(`"${name}" must be a whole number from ${min} to ${max} (${show(v)})`);
+    if (v === undefined) return dflt;
+    if (typeof v !== 'boolean') return fail(`"${name}" must be true or false (${show(v)})`);
     return v;
   };
-  let subnetLen = intField('SubnetLen', 1, 30);
-  if (subnetLen === undefined) subnetLen = network.len <= 22 ? 24 : network.len + 2;
-  else if (subnetLen < network.len + 2)
-    fail(
-      `"SubnetLen" ${subnetLen} leaves fewer than four subnets in ${formatCidr(network)}; use at least ${network.len + 2}`,
-    );
-
-  const size = blockSize(subnetLen);
-  const ipField = (name: string, dflt: number): number => {
-    const v = field(obj, name);
-    if (v === undefined || v === '' || v === null) return dflt;
-    const ip = typeof v === 'string' ? parseIPv4(v) : undefined;
-    if (ip === undefined) return fail(`"${name}" is not an IPv4 address (${show(v)})`);
-    if (!ipInCidr(network, ip))
-      return fail(`"${name}" ${show(v)} is outside "Network" ${formatCidr(network)}`);
-    if ((ip & mask(subnetLen)) >>> 0 !== ip)
-      return fail(`"${name}" ${show(v)} is not on a /${subnetLen} ("SubnetLen") boundary`);
-    return ip;
-  };
-  const subnetMin = ipField('SubnetMin', network.ip + size);
-  const subnetMax = ipField('SubnetMax', network.ip + blockSize(network.len) - size);
-  if (subnetMin > subnetMax)
-    fail(
-      `"SubnetMin" ${formatIPv4(subnetMin)} is above "SubnetMax" ${formatIPv4(subnetMax)}; no subnet can be allocated`,
-    );
-
+  if (!enable('EnableIPv4', true))
+    fail('"EnableIPv4": false (an IPv6-only network) is not supported with etcd, as in flannel');
+  const v4 = parsePool(obj, IPv4, V4_NAMES, fail);
+  const ipv6 = enable('EnableIPv6', false) ? parsePool(obj, IPv6, V6_NAMES, fail) : undefined;
   return {
-    network,
-    subnetLen,
-    subnetMin,
-    subnetMax,
+    network: { ip: Number(v4.network.ip), len: v4.network.len },
+    subnetLen: v4.subnetLen,
+    subnetMin: Number(v4.subnetMin),
+    subnetMax: Number(v4.subnetMax),
+    ipv6,
     backend: parseBackend(field(obj, 'Backend'), fail),
   };
+}
+
+/** One family's address pool: the network, the length of each host's subnet, and the range handed out. */
+export interface Pool {
+  network: Prefix;
+  subnetLen: number;
+  subnetMin: bigint;
+  subnetMax: bigint;
+}
+
+interface PoolNames {
+  network: string;
+  subnetLen: string;
+  subnetMin: string;
+  subnetMax: string;
+}
+const V4_NAMES: PoolNames = {
+  network: 'Network',
+  subnetLen: 'SubnetLen',
+  subnetMin: 'SubnetMin',
+  subnetMax: 'SubnetMax',
+};
+const V6_NAMES: PoolNames = {
+  network: 'IPv6Network',
+  subnetLen: 'IPv6SubnetLen',
+  subnetMin: 'IPv6SubnetMin',
+  subnetMax: 'IPv6SubnetMax',
+};
+
+/**
+ * flannel's CheckNetworkConfig for one family: a subnet of 24 (IPv4) or 64 (IPv6) bits when the
+ * network leaves room for four, else network+2; the first subnet is skipped by default.
+ */
+function parsePool(obj: Json, f: Family, names: PoolNames, fail: (m: string) => never): Pool {
+  const show = (v: unknown) => JSON.stringify(v) ?? String(v);
+  const netRaw = field(obj, names.network);
+  const example = f.v === 4 ? '10.5.0.0/16' : 'fd00:5::/48';
+  if (netRaw === undefined) return fail(`"${names.network}" is missing (e.g. "${example}")`);
+  const network = typeof netRaw === 'string' ? parsePrefix(f, netRaw) : undefined;
+  if (!network)
+    return fail(`"${names.network}" is not ${f.v === 4 ? 'a' : 'an IPv6'} CIDR (${show(netRaw)})`);
+  if (network.len > f.bits - 4)
+    return fail(
+      `"${names.network}" is too small (${show(netRaw)}); the smallest useful network is a /${f.bits - 4}`,
+    );
+  const dfltLen = f.v === 4 ? 24 : 64;
+  const lenRaw = field(obj, names.subnetLen);
+  let subnetLen: number;
+  if (lenRaw === undefined || lenRaw === 0)
+    subnetLen = network.len <= dfltLen - 2 ? dfltLen : network.len + 2;
+  else if (
+    typeof lenRaw !== 'number' ||
+    !Number.isInteger(lenRaw) ||
+    lenRaw < 1 ||
+    lenRaw > f.bits - 2
+  )
+    return fail(
+      `"${names.subnetLen}" must be a whole number from 1 to ${f.bits - 2} (${show(lenRaw)})`,
+    );
+  else if (lenRaw < network.len + 2)
+    return fail(
+      `"${names.subnetLen}" ${lenRaw} leaves fewer than four subnets in ${formatPrefix(f, network)}; use at least ${network.len + 2}`,
+    );
+  else subnetLen = lenRaw;
+
+  const size = 1n << BigInt(f.bits - subnetLen);
+  const ipField = (name: string, dflt: bigint): bigint => {
+    const v = field(obj, name);
+    if (v === undefined || v === '' || v === null) return dflt;
+    const ip = typeof v === 'string' ? f.parse(v) : undefined;
+    if (ip === undefined) return fail(`"${name}" is not an IPv${f.v} address (${show(v)})`);
+    if (!prefixHas(f, network, ip))
+      return fail(`"${name}" ${show(v)} is outside "${names.network}" ${formatPrefix(f, network)}`);
+    if ((ip & prefixMask(f, subnetLen)) !== ip)
+      return fail(`"${name}" ${show(v)} is not on a /${subnetLen} ("${names.subnetLen}") boundary`);
+    return ip;
+  };
+  const subnetMin = ipField(names.subnetMin, network.ip + size);
+  const subnetMax = ipField(
+    names.subnetMax,
+    network.ip + (1n << BigInt(f.bits - network.len)) - size,
+  );
+  if (subnetMin > subnetMax)
+    fail(
+      `"${names.subnetMin}" ${f.format(subnetMin)} is above "${names.subnetMax}" ${f.format(subnetMax)}; no subnet can be allocated`,
+    );
+  return { network, subnetLen, subnetMin, subnetMax };
 }
 
 function parseBackend(raw: unknown, fail: (msg: string) => never): BackendConfig {
@@ -150,4 +211,9 @@ function parseBackend(raw: unknown, fail: (msg: string) => never): BackendConfig
 /** Whether a subnet (e.g. from a lease or the old subnet file) may be used under this config. */
 export function subnetFits(cfg: NetworkConfig, s: Cidr): boolean {
   return s.len === cfg.subnetLen && s.ip >= cfg.subnetMin && s.ip <= cfg.subnetMax;
+}
+
+/** The same for an IPv6 subnet and the IPv6 pool. */
+export function poolFits(pool: Pool, s: Prefix): boolean {
+  return s.len === pool.subnetLen && s.ip >= pool.subnetMin && s.ip <= pool.subnetMax;
 }

@@ -13,15 +13,19 @@ import {
   type StreamData,
 } from 'netlink';
 import {
+  IPv4,
+  IPv6,
+  addrToBytes,
+  bytesToAddr,
   bytesToIp,
   bytesToMac,
-  cidrContains,
-  formatIPv4,
-  ipToBytes,
+  familyOf,
   macToBytes,
-  parseCidr,
-  parseIPv4,
+  parsePrefix,
+  prefixHas,
   type Cidr,
+  type Family,
+  type Prefix,
 } from './ip.js';
 import type { FdbEntry, KernelState, NeighEntry, Op, RouteEntry } from './reconcile.js';
 
@@ -52,7 +56,8 @@ export interface LinkInfo {
 export interface VxlanSpec {
   name: string;
   vni: number;
-  local: number;
+  /** Source address of the encapsulated packets, IPv4 or IPv6 text (which makes the device's family). */
+  local: string;
   link: number;
   port: number;
   learning: boolean;
@@ -83,7 +88,7 @@ function toLinkInfo(m: {
       const v = ifla.parseVxlan(info.data);
       vxlan = {
         vni: v.id ?? 0,
-        local: v.local ? formatIPv4(bytesToIp(v.local)) : undefined,
+        local: v.local ? bytesToAddr(v.local) : v.local6 ? bytesToAddr(v.local6) : undefined,
         link: v.link,
         port: v.port ? v.port.readUInt16BE(0) : 0,
         learning: Boolean(v.learning),
@@ -101,11 +106,15 @@ function toLinkInfo(m: {
   };
 }
 
-/** Which kernel entries the agent owns: routes into `network` via these devices, and neighbour/FDB entries on `overlayIndex`. */
+/**
+ * Which kernel entries the agent owns: routes into `network` (and `ipv6.network`) via these
+ * devices, and neighbour/FDB entries on each family's overlay device.
+ */
 export interface StateScope {
   network: Cidr;
   devices: ReadonlyMap<number, string>;
   overlayIndex: number | undefined;
+  ipv6?: { network: Prefix; overlayIndex: number | undefined } | undefined;
 }
 
 /**
@@ -128,11 +137,19 @@ function serialized(sock: RtNetlinkSocket): RtNetlinkSocket {
   });
 }
 
+/**
+ * Two sockets: `sock` for dumps and device set-up, one request at a time (see `serialized`), and
+ * `entries` for route/neighbour/FDB writes only. The latter never dumps, so its requests are
+ * pipelined: the kernel handles each message in order as it is sent, so an event's FDB entry,
+ * neighbour and route reach the kernel back to back, without waiting for each ack in between.
+ */
 export class Kernel {
   readonly sock: RtNetlinkSocket;
+  private readonly entries: RtNetlinkSocket;
 
-  constructor(sock: RtNetlinkSocket = createRtNetlink()) {
-    this.sock = serialized(sock);
+  constructor() {
+    this.sock = serialized(createRtNetlink());
+    this.entries = createRtNetlink();
   }
 
   async links(): Promise<LinkInfo[]> {
@@ -162,6 +179,19 @@ export class Kernel {
     return out;
   }
 
+  /** Global (not link-local) addresses of family `f` per interface index, host bits kept. */
+  async addressesOf(f: Family): Promise<Map<number, Prefix[]>> {
+    const out = new Map<number, Prefix[]>();
+    for (const a of await this.sock.getAddresses({ family: f.af })) {
+      const raw = a.attrs.local ?? a.attrs.address;
+      if (!raw || a.data.index === undefined || a.data.scope === 253) continue;
+      const list = out.get(a.data.index) ?? [];
+      list.push({ ip: f.parse(bytesToAddr(raw))!, len: a.data.prefixlen ?? f.bits });
+      out.set(a.data.index, list);
+    }
+    return out;
+  }
+
   /** Interface index of the IPv4 default route in the main table, if any. */
   async defaultRouteIndex(): Promise<number | undefined> {
     for (const r of await this.sock.getRoutes({ family: AF_INET })) {
@@ -177,7 +207,9 @@ export class Kernel {
     const data = encode(
       ifla.formatVxlan({
         id: s.vni,
-        local: ipToBytes(s.local),
+        ...(familyOf(s.local) === IPv6
+          ? { local6: addrToBytes(s.local) }
+          : { local: addrToBytes(s.local) }),
         link: s.link,
         port,
         learning: s.learning ? 1 : 0,
@@ -208,23 +240,33 @@ export class Kernel {
     await this.sock.setLink({ index, change: { up: true }, flags: { up: true } });
   }
 
-  /** Makes `want` the only IPv4 address on the link (as flannel does for flannel.<VNI>); no-op when already so. */
-  async setOnlyAddress(index: number, want: { ip: number; len: number }): Promise<boolean> {
-    const have = (await this.addresses()).get(index) ?? [];
+  /**
+   * Makes `want` the only address of family `f` on the link (as flannel does for its devices;
+   * IPv6 link-local addresses stay); no-op when already so.
+   */
+  async setOnlyAddress(f: Family, index: number, want: Prefix): Promise<boolean> {
     let changed = false;
-    for (const a of have) {
-      if (a.ip === want.ip && a.len === want.len) continue;
+    let present = false;
+    for (const a of await this.sock.getAddresses({ family: f.af })) {
+      const raw = a.attrs.local ?? a.attrs.address;
+      if (!raw || a.data.index !== index || a.data.scope === 253) continue;
+      const ip = f.parse(bytesToAddr(raw))!;
+      const len = a.data.prefixlen ?? f.bits;
+      if (ip === want.ip && len === want.len) {
+        present = true;
+        continue;
+      }
       await this.sock.delAddress(
-        { family: AF_INET, prefixlen: a.len, index },
-        { local: ipToBytes(a.ip) },
+        { family: f.af, prefixlen: len, index },
+        { local: raw, address: raw },
       );
       changed = true;
     }
-    if (!have.some((a) => a.ip === want.ip && a.len === want.len)) {
-      const b = ipToBytes(want.ip);
+    if (!present) {
+      const b = addrToBytes(f.format(want.ip));
       await this.sock.newAddress(
-        { family: AF_INET, prefixlen: want.len, index },
-        { local: b, address: b },
+        { family: f.af, prefixlen: want.len, index },
+        f.v === 4 ? { local: b, address: b } : { address: b },
         CREATE_REPLACE,
       );
       changed = true;
@@ -232,77 +274,73 @@ export class Kernel {
     return changed;
   }
 
-  /** Reads the managed entries (see StateScope) into reconcile's shapes. */
+  /** Reads the managed entries (see StateScope) of both families into reconcile's shapes. */
   async readState(scope: StateScope): Promise<KernelState> {
     const state: KernelState = { routes: [], neighs: [], fdb: [] };
-    for (const r of await this.sock.getRoutes({ family: AF_INET })) {
-      const { attrs, data } = r;
-      if (attrs.table !== MAIN_TABLE || !attrs.dst || !attrs.gateway || attrs.oif === undefined)
-        continue;
-      const dev = scope.devices.get(attrs.oif);
-      if (!dev) continue;
-      const dst = { ip: bytesToIp(attrs.dst), len: data.dstLen ?? 32 };
-      if (dst.len <= scope.network.len || !cidrContains(scope.network, dst)) continue;
-      state.routes.push({
-        dst: `${formatIPv4(dst.ip)}/${dst.len}`,
-        gw: formatIPv4(bytesToIp(attrs.gateway)),
-        dev,
-        onlink: ((data.flags?.__unknown ?? 0) & RTNH_F_ONLINK) !== 0,
-      });
+    const families: [Family, Prefix, number | undefined][] = [
+      [IPv4, { ip: BigInt(scope.network.ip), len: scope.network.len }, scope.overlayIndex],
+    ];
+    if (scope.ipv6) families.push([IPv6, scope.ipv6.network, scope.ipv6.overlayIndex]);
+    const overlays = new Set<number>();
+    for (const [f, network, overlayIndex] of families) {
+      for (const r of await this.sock.getRoutes({ family: f.af })) {
+        const { attrs, data } = r;
+        if (attrs.table !== MAIN_TABLE || !attrs.dst || !attrs.gateway || attrs.oif === undefined)
+          continue;
+        const dev = scope.devices.get(attrs.oif);
+        if (!dev) continue;
+        const dst = `${bytesToAddr(attrs.dst)}/${data.dstLen ?? f.bits}`;
+        const p = parsePrefix(f, dst)!;
+        if (p.len <= network.len || !prefixHas(f, network, p.ip)) continue;
+        state.routes.push({
+          dst,
+          gw: bytesToAddr(attrs.gateway),
+          dev,
+          onlink: ((data.flags?.__unknown ?? 0) & RTNH_F_ONLINK) !== 0,
+        });
+      }
+      if (overlayIndex === undefined) continue;
+      overlays.add(overlayIndex);
+      const dev = scope.devices.get(overlayIndex) ?? '';
+      for (const n of await this.sock.getNeighbors({ family: f.af, ifindex: overlayIndex })) {
+        if (n.data.ifindex !== overlayIndex || !n.data.state?.permanent) continue;
+        if (!n.attrs.dst || !n.attrs.lladdr) continue;
+        state.neighs.push({ ip: bytesToAddr(n.attrs.dst), mac: bytesToMac(n.attrs.lladdr), dev });
+      }
     }
-    if (scope.overlayIndex === undefined) return state;
-    const dev = scope.devices.get(scope.overlayIndex) ?? '';
-    for (const n of await this.sock.getNeighbors({
-      family: AF_INET,
-      ifindex: scope.overlayIndex,
-    })) {
-      if (n.data.ifindex !== scope.overlayIndex || !n.data.state?.permanent) continue;
-      if (!n.attrs.dst || !n.attrs.lladdr) continue;
-      state.neighs.push({
-        ip: formatIPv4(bytesToIp(n.attrs.dst)),
-        mac: bytesToMac(n.attrs.lladdr),
-        dev,
-      });
-    }
+    if (overlays.size === 0) return state;
     for (const n of await this.sock.getNeighbors({ family: AF_BRIDGE })) {
-      if (n.data.ifindex !== scope.overlayIndex || !n.attrs.dst || !n.attrs.lladdr) continue;
+      const index = n.data.ifindex ?? -1;
+      if (!overlays.has(index) || !n.attrs.dst || !n.attrs.lladdr) continue;
       const mac = bytesToMac(n.attrs.lladdr);
-      if (mac === '00:00:00:00:00:00' || n.attrs.dst.length !== 4) continue;
-      state.fdb.push({ mac, dst: formatIPv4(bytesToIp(n.attrs.dst)), dev });
+      if (mac === '00:00:00:00:00:00' || ![4, 16].includes(n.attrs.dst.length)) continue;
+      state.fdb.push({ mac, dst: bytesToAddr(n.attrs.dst), dev: scope.devices.get(index) ?? '' });
     }
     return state;
   }
 
   /**
-   * Applies ops in order, `concurrency` at a time within a run of same-kind, same-action ops
-   * (the order between groups is what matters for traffic). Returns the failures; the caller
-   * logs them and reconciles again later.
+   * Applies ops in the given order (the kernel sees them in that order: the order between kinds
+   * matters for traffic), up to `window` unacknowledged at a time. Returns the failures; the
+   * caller logs them and reconciles again later.
    */
   async apply(
     ops: readonly Op[],
     devIndex: ReadonlyMap<string, number>,
-    concurrency = 32,
+    window = 8,
   ): Promise<{ op: Op; err: Error }[]> {
     const failures: { op: Op; err: Error }[] = [];
-    let i = 0;
-    while (i < ops.length) {
-      const first = ops[i]!;
-      let j = i;
-      const batch: Op[] = [];
-      while (
-        j < ops.length &&
-        ops[j]!.kind === first.kind &&
-        ops[j]!.action === first.action &&
-        batch.length < concurrency
-      )
-        batch.push(ops[j++]!);
-      await Promise.all(
-        batch.map((op) =>
-          this.applyOne(op, devIndex).catch((err: Error) => failures.push({ op, err })),
-        ),
-      );
-      i = j;
+    const inflight = new Set<Promise<void>>();
+    for (const op of ops) {
+      const p: Promise<void> = this.applyOne(op, devIndex)
+        .catch((err: Error) => {
+          failures.push({ op, err });
+        })
+        .finally(() => inflight.delete(p));
+      inflight.add(p);
+      if (inflight.size >= window) await Promise.race(inflight);
     }
+    await Promise.all(inflight);
     return failures;
   }
 
@@ -321,9 +359,10 @@ export class Kernel {
   }
 
   private async route(e: RouteEntry, index: number, del: boolean): Promise<void> {
-    const dst = parseCidr(e.dst)!;
+    const [addr, len] = e.dst.split('/') as [string, string];
+    const dst = { bytes: addrToBytes(addr), len: Number(len) };
     const data = {
-      family: AF_INET,
+      family: familyOf(addr).af,
       dstLen: dst.len,
       table: MAIN_TABLE,
       protocol: 'BOOT' as const,
@@ -331,16 +370,16 @@ export class Kernel {
       type: 'UNICAST' as const,
       flags: e.onlink ? { __unknown: RTNH_F_ONLINK } : {},
     };
-    const attrs = { dst: ipToBytes(dst.ip), gateway: ipToBytes(parseIPv4(e.gw)!), oif: index };
-    if (del) await this.sock.delRoute(data, attrs);
-    else await this.sock.newRoute(data, attrs, CREATE_REPLACE);
+    const attrs = { dst: dst.bytes, gateway: addrToBytes(e.gw), oif: index };
+    if (del) await this.entries.delRoute(data, attrs);
+    else await this.entries.newRoute(data, attrs, CREATE_REPLACE);
   }
 
   private async neigh(e: NeighEntry, index: number, del: boolean): Promise<void> {
-    const data = { family: AF_INET, ifindex: index, state: { permanent: true as const } };
-    const dst = ipToBytes(parseIPv4(e.ip)!);
-    if (del) await this.sock.delNeighbor(data, { dst });
-    else await this.sock.newNeighbor(data, { dst, lladdr: macToBytes(e.mac) }, CREATE_REPLACE);
+    const data = { family: familyOf(e.ip).af, ifindex: index, state: { permanent: true as const } };
+    const dst = addrToBytes(e.ip);
+    if (del) await this.entries.delNeighbor(data, { dst });
+    else await this.entries.newNeighbor(data, { dst, lladdr: macToBytes(e.mac) }, CREATE_REPLACE);
   }
 
   private async fdb(e: FdbEntry, index: number, del: boolean): Promise<void> {
@@ -350,12 +389,13 @@ export class Kernel {
       state: { permanent: true as const },
       flags: { self: true as const },
     };
-    const attrs = { dst: ipToBytes(parseIPv4(e.dst)!), lladdr: macToBytes(e.mac) };
-    if (del) await this.sock.delNeighbor(data, attrs);
-    else await this.sock.newNeighbor(data, attrs, CREATE_REPLACE);
+    const attrs = { dst: addrToBytes(e.dst), lladdr: macToBytes(e.mac) };
+    if (del) await this.entries.delNeighbor(data, attrs);
+    else await this.entries.newNeighbor(data, attrs, CREATE_REPLACE);
   }
 
   close(): void {
     this.sock.socket.close();
+    this.entries.socket.close();
   }
 }

@@ -11,19 +11,24 @@ import type { Etcd3, IKeyValue, Watcher } from 'etcd3';
 import {
   decodeLease,
   encodeLease,
-  keyToSubnet,
+  keyToSubnets,
   subnetKey,
   subnetsPrefix,
   type Lease,
   type LeaseAttrs,
 } from './lease.js';
-import type { Cidr } from './ip.js';
+import type { Cidr, Prefix } from './ip.js';
 import { errorMessage } from '../common/errors.js';
-import { keepAliveOnce } from '../common/etcd.js';
+import {
+  EtcdPermissionError,
+  explainDenied,
+  isPermissionDenied,
+  keepAliveOnce,
+} from '../common/etcd.js';
 
 export interface StoreEvents {
-  /** The lease set changed (any put/delete, or a fresh list). */
-  change: [];
+  /** The lease set changed: these keys were put or deleted, or (undefined) a fresh list replaced it. */
+  change: [keys: readonly string[] | undefined];
   /** A record could not be decoded; it is skipped. */
   invalid: [key: string, reason: string];
   /** The watch broke and the store listed again. */
@@ -33,6 +38,8 @@ export interface StoreEvents {
 /** What we hold: the subnet, its key, and the etcd lease ID ("0" for a reservation). */
 export interface Held {
   subnet: Cidr;
+  /** Our IPv6 subnet, on a dual-stack network. */
+  subnet6?: Prefix | undefined;
   key: string;
   etcdLease: string;
   value: string;
@@ -57,15 +64,22 @@ export class LeaseStore extends EventEmitter<StoreEvents> {
   }
 
   async getConfig(): Promise<string | null> {
-    return this.client.get(this.configKey()).string();
+    return this.client
+      .get(this.configKey())
+      .string()
+      .catch(explainDenied('read', this.configKey()));
   }
 
   /** Replaces the in-memory set with a fresh list; returns the revision it reflects. */
   async list(): Promise<string> {
-    const res = await this.client.getAll().prefix(subnetsPrefix(this.prefix)).exec();
+    const res = await this.client
+      .getAll()
+      .prefix(subnetsPrefix(this.prefix))
+      .exec()
+      .catch(explainDenied('read', `${subnetsPrefix(this.prefix)}*`));
     this.leases.clear();
     for (const kv of res.kvs) this.apply(kv, false);
-    this.emit('change');
+    this.emit('change', undefined);
     return res.header.revision;
   }
 
@@ -83,12 +97,21 @@ export class LeaseStore extends EventEmitter<StoreEvents> {
     this.watcher = w;
     w.on('data', (res) => {
       for (const ev of res.events) this.apply(ev.kv, ev.type === 'Delete');
-      if (res.events.length > 0) this.emit('change');
+      if (res.events.length > 0)
+        this.emit(
+          'change',
+          res.events.map((ev) => ev.kv.key.toString()),
+        );
     });
     w.on('error', (err) => {
       if (this.closed || this.watcher !== w) return;
       this.watcher = undefined;
-      this.emit('relist', errorMessage(err));
+      this.emit(
+        'relist',
+        isPermissionDenied(err)
+          ? new EtcdPermissionError('read', `${subnetsPrefix(this.prefix)}* (watch)`).message
+          : errorMessage(err),
+      );
       // etcd3 has already dropped a cancelled watcher; cancelling it again makes the library
       // throw "Failed to find watcher" from inside its stream handler.
       const retry = () => {
@@ -104,8 +127,9 @@ export class LeaseStore extends EventEmitter<StoreEvents> {
 
   private apply(kv: IKeyValue, deleted: boolean): void {
     const key = kv.key.toString();
-    const subnet = keyToSubnet(this.prefix, key);
-    if (!subnet) return;
+    const subnets = keyToSubnets(this.prefix, key);
+    if (!subnets) return;
+    const { subnet, subnet6 } = subnets;
     if (deleted) {
       this.leases.delete(key);
       this.reported.delete(key);
@@ -117,6 +141,7 @@ export class LeaseStore extends EventEmitter<StoreEvents> {
       this.leases.set(key, {
         key,
         subnet,
+        ...(subnet6 ? { subnet6 } : {}),
         attrs,
         etcdLease: kv.lease,
         modRevision: kv.mod_revision,
@@ -135,15 +160,21 @@ export class LeaseStore extends EventEmitter<StoreEvents> {
    * Claims a free subnet: grant an etcd lease of `ttlSeconds`, then put only if the key does not
    * exist. Resolves undefined when someone else got there first (list again and retry).
    */
-  async claimNew(subnet: Cidr, attrs: LeaseAttrs, ttlSeconds: number): Promise<Held | undefined> {
-    const key = subnetKey(this.prefix, subnet);
+  async claimNew(
+    subnet: Cidr,
+    attrs: LeaseAttrs,
+    ttlSeconds: number,
+    subnet6?: Prefix,
+  ): Promise<Held | undefined> {
+    const key = subnetKey(this.prefix, subnet, subnet6);
     const value = encodeLease(attrs);
     const { ID } = await this.client.leaseClient.leaseGrant({ TTL: ttlSeconds, ID: 0 });
     const res = await this.client
       .if(key, 'Create', '==', 0)
       .then(this.client.put(key).value(value).lease(ID))
-      .commit();
-    if (res.succeeded) return { subnet, key, etcdLease: ID, value };
+      .commit()
+      .catch(explainDenied('write', key));
+    if (res.succeeded) return { subnet, subnet6, key, etcdLease: ID, value };
     await this.client.leaseClient.leaseRevoke({ ID }).catch(() => undefined);
     return undefined;
   }
@@ -155,7 +186,10 @@ export class LeaseStore extends EventEmitter<StoreEvents> {
    */
   async adopt(existing: Lease, attrs: LeaseAttrs, ttlSeconds: number): Promise<Held | undefined> {
     const value = encodeLease(attrs);
-    const current = await this.client.get(existing.key).exec();
+    const current = await this.client
+      .get(existing.key)
+      .exec()
+      .catch(explainDenied('read', existing.key));
     const kv = current.kvs[0];
     if (!kv || kv.mod_revision !== existing.modRevision) return undefined;
     let id = kv.lease;
@@ -171,10 +205,17 @@ export class LeaseStore extends EventEmitter<StoreEvents> {
       const res = await this.client
         .if(existing.key, 'Mod', '==', kv.mod_revision)
         .then(put)
-        .commit();
+        .commit()
+        .catch(explainDenied('write', existing.key));
       if (!res.succeeded) return undefined;
     }
-    return { subnet: existing.subnet, key: existing.key, etcdLease: id, value };
+    return {
+      subnet: existing.subnet,
+      subnet6: existing.subnet6,
+      key: existing.key,
+      etcdLease: id,
+      value,
+    };
   }
 
   /** Rewrites our value (e.g. a new VtepMAC) on the same etcd lease; false if the key is gone. */
@@ -182,7 +223,11 @@ export class LeaseStore extends EventEmitter<StoreEvents> {
     const value = encodeLease(attrs);
     const put = this.client.put(held.key).value(value);
     if (held.etcdLease !== '0') put.lease(held.etcdLease);
-    const res = await this.client.if(held.key, 'Create', '>', 0).then(put).commit();
+    const res = await this.client
+      .if(held.key, 'Create', '>', 0)
+      .then(put)
+      .commit()
+      .catch(explainDenied('write', held.key));
     return res.succeeded ? { ...held, value } : undefined;
   }
 

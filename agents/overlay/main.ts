@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 /** overlayd: flannel-compatible overlay agent. Wiring only: flags → network loop → health server. */
+import '../common/compile-cache.js';
 import { runCommand } from '../common/agent.js';
 import { createEtcd, etcdFlags } from '../common/etcd.js';
 import { startHealthServer } from '../common/http.js';
@@ -31,6 +32,12 @@ const flags = {
     value: 'IP',
     help: 'IP other hosts reach us on; default: the interface address',
     env: env('PUBLIC_IP'),
+  },
+  'public-ipv6': {
+    type: 'string',
+    value: 'IP',
+    help: 'IPv6 address other hosts reach us on (with "EnableIPv6"); default: the interface address',
+    env: env('PUBLIC_IPV6'),
   },
   'subnet-file': {
     type: 'string',
@@ -117,6 +124,7 @@ await runCommand({
       prefix: f.etcdPrefix,
       iface: f.iface || undefined,
       publicIP: f.publicIp || undefined,
+      publicIPv6: f.publicIpv6 || undefined,
       subnetFile: f.subnetFile,
       dockerOptsFile: f.dockerOptsFile || undefined,
       ipMasq: f.ipMasq,

@@ -1,8 +1,10 @@
 /**
  * The network loop: wait for the config, set up the backend device, claim a subnet, write the
- * subnet file, then keep the kernel equal to what the leases say. Lease events, a periodic
- * resync and our own lease's loss all lead to one serialized `reconcile()`; nothing is applied
- * event by event. Stopping leaves the lease and the kernel state in place for a seamless restart.
+ * subnet file, then keep the kernel equal to what the leases say. A lease event applies only its
+ * own delta at once (against the entries we know we applied); the start, the periodic resync, a
+ * relist and any failed op lead to a full `reconcile()` that reads the kernel and repairs what
+ * changed behind our back. Both run in one queue, never interleaved. Stopping leaves the lease
+ * and the kernel state in place for a seamless restart.
  */
 import type { Etcd3 } from 'etcd3';
 import type { Logger } from '../common/logger.js';
@@ -10,10 +12,22 @@ import { ConfigError, errorMessage } from '../common/errors.js';
 import type { MetricSet } from '../common/metrics.js';
 import { chooseSubnet } from './allocator.js';
 import { parseNetworkConfig, type NetworkConfig } from './config.js';
-import { formatCidr, formatIPv4, mask, parseIPv4, type Cidr } from './ip.js';
+import {
+  IPv4,
+  IPv6,
+  formatCidr,
+  formatIPv4,
+  formatPrefix,
+  mask,
+  parseIPv4,
+  prefixMask,
+  type Cidr,
+  type Family,
+} from './ip.js';
 import { Kernel } from './kernel.js';
 import { LeaseStore, type Held } from './lease-store.js';
-import { desiredState, diffState } from './reconcile.js';
+import type { LeaseAttrs } from './lease.js';
+import { AppliedLeases, diffState, leaseEntries, mergeStates, type Op } from './reconcile.js';
 import {
   readPreviousSubnet,
   renderDockerOpts,
@@ -31,6 +45,7 @@ export interface NetworkOptions {
   prefix: string;
   iface: string | undefined;
   publicIP: string | undefined;
+  publicIPv6?: string | undefined;
   subnetFile: string;
   dockerOptsFile: string | undefined;
   ipMasq: boolean;
@@ -53,23 +68,25 @@ export async function resolveExternal(
   kernel: Kernel,
   iface: string | undefined,
   publicIP: string | undefined,
+  publicIPv6?: string,
 ): Promise<ExternalInterface> {
-  const links = await kernel.links();
   const addrs = await kernel.addresses();
   let link;
   if (iface) {
     const ip = parseIPv4(iface);
+    // By name, one link is asked for: parsing the whole link dump is a measurable part of start-up.
     link =
       ip === undefined
-        ? links.find((l) => l.name === iface)
-        : links.find((l) => (addrs.get(l.index) ?? []).some((a) => a.ip === ip));
+        ? await kernel.linkByName(iface)
+        : (await kernel.links()).find((l) => (addrs.get(l.index) ?? []).some((a) => a.ip === ip));
     if (!link)
       throw new ConfigError(
         ip === undefined
-          ? `--iface: no interface named "${iface}" (have: ${links.map((l) => l.name).join(', ')})`
+          ? `--iface: no interface named "${iface}" (have: ${(await kernel.links()).map((l) => l.name).join(', ')})`
           : `--iface: no interface has the address ${iface}`,
       );
   } else {
+    const links = await kernel.links();
     const idx = await kernel.defaultRouteIndex();
     link =
       links.find((l) => l.index === idx) ??
@@ -86,11 +103,22 @@ export async function resolveExternal(
     if (p === undefined) throw new ConfigError(`--public-ip: "${publicIP}" is not an IPv4 address`);
     pub = p;
   }
+  // The IPv6 side is used only when the network config enables IPv6.
+  const own6 = (await kernel.addressesOf(IPv6)).get(link.index) ?? [];
+  let pub6 = own6[0]?.ip;
+  if (publicIPv6) {
+    pub6 = IPv6.parse(publicIPv6);
+    if (pub6 === undefined)
+      throw new ConfigError(`--public-ipv6: "${publicIPv6}" is not an IPv6 address`);
+  }
   return {
     link,
     publicIP: pub,
     localIP: local.ip,
     nets: own.map((a) => ({ ip: (a.ip & mask(a.len)) >>> 0, len: a.len })),
+    localIP6: own6[0]?.ip,
+    publicIP6: pub6,
+    nets6: own6.map((a) => ({ ip: a.ip & prefixMask(IPv6, a.len), len: a.len })),
   };
 }
 
@@ -102,13 +130,20 @@ export class OverlayNetwork {
   private external: ExternalInterface | undefined;
   private cfg: NetworkConfig | undefined;
   private backend: Backend | undefined;
+  /** The flannel-v6.<VNI> device on a dual-stack vxlan network. */
+  private backend6: VxlanBackend | undefined;
   private held: Held | undefined;
   private stopped = false;
   private fileWritten = false;
   private timers: NodeJS.Timeout[] = [];
-  private reconciling = false;
-  private dirty = false;
+  private renewRetry: NodeJS.Timeout | undefined;
+  private readonly applied = new AppliedLeases();
+  /** Lease keys changed since their delta was last applied. */
+  private readonly pendingKeys = new Set<string>();
+  private fullPending = false;
+  private working = false;
   private acquiring: Promise<void> | undefined;
+  private iptables: Promise<void> = Promise.resolve();
   private readonly m;
 
   constructor(private readonly o: NetworkOptions) {
@@ -162,11 +197,13 @@ export class OverlayNetwork {
       this.m.relists.inc();
       o.log.warn(`lease watch broke (${reason}); listing again`);
     });
-    this.store.on('change', () => {
+    this.store.on('change', (keys) => {
       this.m.leaseEvents.inc();
       this.m.leases.set(this.store.leases.size);
       this.checkOwnLease();
-      this.schedule();
+      if (keys) for (const k of keys) this.pendingKeys.add(k);
+      else this.fullPending = true;
+      this.kick();
     });
   }
 
@@ -180,7 +217,12 @@ export class OverlayNetwork {
   /** Resolves the external interface (errors are fatal), then runs the rest in the background. */
   async start(): Promise<void> {
     const t0 = Date.now();
-    this.external = await resolveExternal(this.kernel, this.o.iface, this.o.publicIP);
+    this.external = await resolveExternal(
+      this.kernel,
+      this.o.iface,
+      this.o.publicIP,
+      this.o.publicIPv6,
+    );
     this.o.log.info(
       `using interface ${this.external.link.name} (${formatIPv4(this.external.localIP)}), public IP ${formatIPv4(this.external.publicIP)}`,
     );
@@ -199,10 +241,19 @@ export class OverlayNetwork {
         ? new VxlanBackend(ctx, cfg.backend, (msg) => this.o.log.warn(msg))
         : new HostGwBackend(ctx);
     await this.backend.ensureDevice();
+    if (cfg.ipv6) {
+      if (this.external!.localIP6 === undefined || this.external!.publicIP6 === undefined)
+        throw new ConfigError(
+          `"EnableIPv6" is set in ${this.store.configKey()} but ${this.external!.link.name} has no global IPv6 address`,
+        );
+      if (cfg.backend.type === 'vxlan') {
+        this.backend6 = new VxlanBackend(ctx, cfg.backend, (msg) => this.o.log.warn(msg), IPv6);
+        await this.backend6.ensureDevice();
+      }
+    }
     await this.retry('list leases', () => this.store.sync());
     await this.acquire();
-    this.m.startSeconds.set((Date.now() - t0) / 1000);
-    this.schedule();
+    this.m.startSeconds.set((Date.now() - t0) / 1000); // acquire() scheduled the first full pass
     this.every(this.o.resyncMs, () => this.resync());
     const ttlMs = this.o.leaseTtlSeconds * 1000;
     this.every(Math.max(1000, Math.min(ttlMs / 3, ttlMs - this.o.renewMarginMs)), () =>
@@ -249,7 +300,11 @@ export class OverlayNetwork {
         else {
           const cfg = parseNetworkConfig(text, key);
           this.o.log.info(
-            `network ${formatCidr(cfg.network)}, /${cfg.subnetLen} subnets, backend ${cfg.backend.type}`,
+            `network ${formatCidr(cfg.network)}, /${cfg.subnetLen} subnets` +
+              (cfg.ipv6
+                ? `, IPv6 ${formatPrefix(IPv6, cfg.ipv6.network)}, /${cfg.ipv6.subnetLen} subnets`
+                : '') +
+              `, backend ${cfg.backend.type}`,
           );
           return cfg;
         }
@@ -278,11 +333,11 @@ export class OverlayNetwork {
     const cfg = this.cfg!;
     const backend = this.backend!;
     const pub = this.external!.publicIP;
-    const previous = this.held?.subnet ?? (await readPreviousSubnet(this.o.subnetFile));
+    const prev = this.held ?? (await readPreviousSubnet(this.o.subnetFile));
     for (;;) {
       if (this.stopped) return;
       const leases = [...this.store.leases.values()];
-      const choice = chooseSubnet(cfg, leases, pub, previous);
+      const choice = chooseSubnet(cfg, leases, pub, prev.subnet, Math.random, prev.subnet6);
       if (choice.kind === 'full') {
         this.o.log.error(
           `no free subnet in ${formatCidr(cfg.network)} (${leases.length} leases); retrying`,
@@ -292,8 +347,13 @@ export class OverlayNetwork {
       }
       const held = await this.retry('claim subnet', () =>
         choice.kind === 'existing'
-          ? this.store.adopt(choice.lease, backend.leaseAttrs(), this.o.leaseTtlSeconds)
-          : this.store.claimNew(choice.subnet, backend.leaseAttrs(), this.o.leaseTtlSeconds),
+          ? this.store.adopt(choice.lease, this.leaseAttrs(), this.o.leaseTtlSeconds)
+          : this.store.claimNew(
+              choice.subnet,
+              this.leaseAttrs(),
+              this.o.leaseTtlSeconds,
+              choice.subnet6,
+            ),
       );
       if (!held) {
         await this.retry('list leases', () => this.store.list());
@@ -306,8 +366,9 @@ export class OverlayNetwork {
             : 'adopted'
           : choice.kind;
       this.m.acquisitions.inc({ how });
+      const v6 = held.subnet6 ? ` and ${formatPrefix(IPv6, held.subnet6)}` : '';
       this.o.log.info(
-        `holding subnet ${formatCidr(held.subnet)} (${how}, etcd lease ${held.etcdLease})`,
+        `holding subnet ${formatCidr(held.subnet)}${v6} (${how}, etcd lease ${held.etcdLease})`,
       );
       this.held = held;
       // Approximate for an adopted lease until the first renewal reports its real TTL.
@@ -315,17 +376,21 @@ export class OverlayNetwork {
       break;
     }
     await backend.configure(this.held.subnet);
-    await this.applyIptables();
+    const subnet6 = this.held.subnet6;
+    if (this.backend6 && subnet6) await this.backend6.configure(subnet6);
     const env = {
       network: cfg.network,
       subnet: this.held.subnet,
       mtu: backend.mtu,
       ipMasq: this.o.ipMasq,
+      ipv6: cfg.ipv6 && subnet6 ? { network: cfg.ipv6.network, subnet: subnet6 } : undefined,
     };
     await writeFileAtomic(this.o.subnetFile, renderSubnetEnv(env));
     if (this.o.dockerOptsFile) await writeFileAtomic(this.o.dockerOptsFile, renderDockerOpts(env));
     this.fileWritten = true;
     this.schedule();
+    // After the files and off the routes' path, as flannel does: dockerd can start meanwhile.
+    void this.applyIptables();
   }
 
   /** Our key vanished or now names another host: claim again (preferring the same subnet). */
@@ -360,9 +425,9 @@ export class OverlayNetwork {
       this.m.renewals.inc({ result: 'error' });
       this.o.log.warn(`lease keep-alive failed: ${errorMessage(err)}; retrying in 5 s`);
       // Do not wait a whole renewal period (up to TTL/3) after a failure.
-      const t = setTimeout(() => void this.renew(), 5000);
-      t.unref();
-      this.timers.push(t);
+      clearTimeout(this.renewRetry);
+      this.renewRetry = setTimeout(() => void this.renew(), 5000);
+      this.renewRetry.unref();
     }
   }
 
@@ -370,87 +435,175 @@ export class OverlayNetwork {
   private async resync(): Promise<void> {
     const backend = this.backend;
     if (!backend || !this.held || this.acquiring) return;
-    if (await backend.ensureDevice()) {
-      await backend.configure(this.held.subnet);
-      const updated = await this.store.update(this.held, backend.leaseAttrs());
+    for (const [b, subnet] of [
+      [backend, this.held.subnet],
+      [this.backend6, this.held.subnet6],
+    ] as const) {
+      if (!b || !subnet || !(await b.ensureDevice())) continue;
+      await b.configure(subnet);
+      const updated = await this.store.update(this.held, this.leaseAttrs());
       if (updated) this.held = updated;
-      this.o.log.warn(`recreated ${backend.overlayDev}; lease updated with its new MAC`);
+      this.o.log.warn(`recreated ${b.overlayDev}; lease updated with its new MAC`);
     }
     await this.applyIptables();
     this.schedule();
   }
 
-  private async applyIptables(): Promise<void> {
+  /** Sets up the iptables chains; runs are chained, so two never interleave. */
+  private applyIptables(): Promise<void> {
+    this.iptables = this.iptables.then(() => this.doApplyIptables());
+    return this.iptables;
+  }
+
+  private async doApplyIptables(): Promise<void> {
     const cfg = this.cfg;
     if (!cfg || !this.held) return;
-    const masq = masqChain(cfg.network, this.held.subnet);
-    try {
-      if (this.o.ipMasq) {
-        if (await ensureChain(masq)) this.o.log.info('installed ip-masq rules (FLANNEL-POSTRTG)');
-      } else await removeChain(masq);
-      if (this.o.forwardRules && (await ensureChain(forwardChain(cfg.network))))
-        this.o.log.info('installed forward rules (FLANNEL-FWD)');
-    } catch (err) {
-      this.o.log.error(errorMessage(err));
+    const families: [Family, string, string][] = [
+      [IPv4, formatCidr(cfg.network), formatCidr(this.held.subnet)],
+    ];
+    if (cfg.ipv6 && this.held.subnet6)
+      families.push([
+        IPv6,
+        formatPrefix(IPv6, cfg.ipv6.network),
+        formatPrefix(IPv6, this.held.subnet6),
+      ]);
+    for (const [f, network, subnet] of families) {
+      const masq = masqChain(f, network, subnet);
+      try {
+        if (this.o.ipMasq) {
+          if (await ensureChain(masq))
+            this.o.log.info(`installed ip-masq rules (${masq.cmd} FLANNEL-POSTRTG)`);
+        } else await removeChain(masq);
+        if (this.o.forwardRules && (await ensureChain(forwardChain(f, network))))
+          this.o.log.info(`installed forward rules (${masq.cmd} FLANNEL-FWD)`);
+      } catch (err) {
+        this.o.log.error(errorMessage(err));
+      }
     }
   }
 
-  /** Requests a reconcile; passes are serialized and coalesced. */
+  /** Requests a full reconcile (reads the kernel); passes are serialized and coalesced. */
   schedule(): void {
-    if (!this.held || this.stopped) return;
-    if (this.reconciling) {
-      this.dirty = true;
-      return;
-    }
-    this.reconciling = true;
-    setImmediate(() => void this.reconcileLoop());
+    this.fullPending = true;
+    this.kick();
   }
 
-  private async reconcileLoop(): Promise<void> {
-    try {
-      do {
-        this.dirty = false;
-        await this.reconcile();
-      } while (this.dirty && !this.stopped);
-    } catch (err) {
-      this.o.log.error(`reconcile failed: ${errorMessage(err)}; retrying in 1 s`);
-      setTimeout(() => this.schedule(), 1000).unref();
-    } finally {
-      this.reconciling = false;
+  /** Runs the queue unless it is running: pending deltas at once, a pending full pass first. */
+  private kick(): void {
+    if (!this.held || this.stopped || this.working) return;
+    this.working = true;
+    void this.work().finally(() => {
+      this.working = false;
+      if (this.fullPending || this.pendingKeys.size > 0) this.kick();
+    });
+  }
+
+  private async work(): Promise<void> {
+    while (!this.stopped && (this.fullPending || this.pendingKeys.size > 0)) {
+      try {
+        if (this.fullPending) {
+          this.fullPending = false;
+          this.pendingKeys.clear();
+          await this.reconcile();
+        } else await this.applyDeltas();
+      } catch (err) {
+        this.o.log.error(`reconcile failed: ${errorMessage(err)}; retrying in 1 s`);
+        setTimeout(() => this.schedule(), 1000).unref();
+        return;
+      }
     }
   }
 
-  private async reconcile(): Promise<void> {
-    const backend = this.backend;
-    const held = this.held;
-    if (!backend || !held || !this.cfg) return;
-    const end = this.m.reconcileSeconds.startTimer();
-    const desired = desiredState({
-      backend: this.cfg.backend,
-      self: held.subnet,
+  /** Our lease value's fields: the IPv4 backend's, plus the IPv6 side on a dual-stack network. */
+  private leaseAttrs(): LeaseAttrs {
+    const a = this.backend!.leaseAttrs();
+    if (!this.cfg?.ipv6) return a;
+    const b6 = this.backend6?.leaseAttrs();
+    return {
+      ...a,
+      publicIPv6: this.external!.publicIP6!,
+      ...(b6?.v6VtepMAC ? { v6vni: b6.v6vni!, v6VtepMAC: b6.v6VtepMAC } : {}),
+    };
+  }
+
+  /** Every device the reconciler writes to: name → ifindex. */
+  private devices(): Map<string, number> {
+    return new Map([...this.backend!.devices(), ...(this.backend6?.devices() ?? [])]);
+  }
+
+  private desiredContext() {
+    const backend = this.backend!;
+    const held = this.held!;
+    const ext = this.external!;
+    return {
+      ipv6:
+        this.cfg!.ipv6 && held.subnet6 && ext.publicIP6 !== undefined
+          ? {
+              self: held.subnet6,
+              publicIP: ext.publicIP6,
+              overlayDev: this.backend6?.overlayDev ?? '',
+              externalNets: ext.nets6 ?? [],
+            }
+          : undefined,
+      backend: this.cfg!.backend,
+      self: this.held!.subnet,
       publicIP: this.external!.publicIP,
       overlayDev: backend.overlayDev ?? '',
       externalDev: this.external!.link.name,
       externalNets: this.external!.nets,
-      leases: [...this.store.leases.values()],
-    });
-    const devices = backend.devices();
+    };
+  }
+
+  /** The changed leases' own delta against what we applied for them, sent to the kernel at once. */
+  private async applyDeltas(): Promise<void> {
+    const ctx = this.desiredContext();
+    const ops: Op[] = [];
+    for (const key of this.pendingKeys) {
+      const l = this.store.leases.get(key);
+      ops.push(...this.applied.update(key, l && leaseEntries(ctx, l)));
+    }
+    this.pendingKeys.clear();
+    if (ops.length > 0) await this.applyOps(ops);
+  }
+
+  /** Full pass: desired state from all leases against what the kernel has now. */
+  private async reconcile(): Promise<void> {
+    const backend = this.backend;
+    if (!backend || !this.held || !this.cfg) return;
+    const end = this.m.reconcileSeconds.startTimer();
+    const ctx = this.desiredContext();
+    const perLease = [...this.store.leases.values()].map(
+      (l) => [l.key, leaseEntries(ctx, l)] as const,
+    );
+    const desired = mergeStates(perLease.map(([, e]) => e));
+    const devices = this.devices();
     const scope = {
       network: this.cfg.network,
       devices: new Map([...devices].map(([n, i]) => [i, n])),
       overlayIndex: backend.overlayIndex(),
+      ipv6: this.cfg.ipv6
+        ? { network: this.cfg.ipv6.network, overlayIndex: this.backend6?.overlayIndex() }
+        : undefined,
     };
     const ops = diffState(desired, await this.kernel.readState(scope));
-    const failures = await this.kernel.apply(ops, devices);
-    for (const op of ops) this.m.ops.inc({ kind: op.kind, action: op.action });
+    this.applied.reset(perLease);
+    const failures = await this.applyOps(ops);
     this.m.reconciles.inc();
-    this.m.peers.set(desired.routes.length);
-    const others = [...this.store.leases.values()].filter((l) => l.key !== held.key).length;
+    // Peers: other leases with at least one route (either family) in the desired state.
+    const own = this.held.key;
+    const others = perLease.filter(([k]) => k !== own);
+    const programmed = others.filter(([, e]) => e.routes.length > 0).length;
+    this.m.peers.set(programmed);
     const failedRoutes = failures.filter((f) => f.op.kind === 'route' && f.op.action !== 'del');
-    this.m.unprogrammed.set(Math.max(0, others - desired.routes.length) + failedRoutes.length);
+    this.m.unprogrammed.set(others.length - programmed + failedRoutes.length);
     end();
+  }
+
+  private async applyOps(ops: Op[]): Promise<{ op: Op; err: Error }[]> {
+    const failures = await this.kernel.apply(ops, this.devices());
+    for (const op of ops) this.m.ops.inc({ kind: op.kind, action: op.action });
     if (ops.length > 0)
-      this.o.log.debug({ ops: ops.length, failed: failures.length }, 'reconciled kernel state');
+      this.o.log.debug({ ops: ops.length, failed: failures.length }, 'applied kernel changes');
     if (failures.length > 0) {
       this.m.opErrors.inc(failures.length);
       for (const f of failures.slice(0, 5))
@@ -459,12 +612,14 @@ export class OverlayNetwork {
         );
       setTimeout(() => this.schedule(), 1000).unref();
     }
+    return failures;
   }
 
   /** Stops watching and timers; leaves the lease (it expires by TTL if we never return) and kernel state. */
   async stop(): Promise<void> {
     this.stopped = true;
     for (const t of this.timers) clearInterval(t);
+    clearTimeout(this.renewRetry);
     await this.store.close();
     this.kernel.close();
   }

@@ -5,11 +5,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   parseSubnetEnvSubnet,
+  parseSubnetEnvSubnet6,
   renderDockerOpts,
   renderSubnetEnv,
   writeFileAtomic,
 } from './subnet-env.js';
-import { formatCidr, parseCidr } from './ip.js';
+import { IPv6, formatCidr, formatPrefix, parseCidr, parsePrefix } from './ip.js';
 
 const env = {
   network: parseCidr('10.5.0.0/16')!,
@@ -46,4 +47,23 @@ test('atomic write creates the directory and leaves no temp file', async () => {
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+});
+
+test('dual-stack subnet.env is byte-identical to flanneld (IPv6 lines after the IPv4 ones)', () => {
+  const dual = {
+    ...env,
+    ipv6: {
+      network: parsePrefix(IPv6, 'fd00:5::/48')!,
+      subnet: parsePrefix(IPv6, 'fd00:5:7::/64')!,
+    },
+  };
+  const text = renderSubnetEnv(dual);
+  assert.equal(
+    text,
+    'FLANNEL_NETWORK=10.5.0.0/16\nFLANNEL_SUBNET=10.5.7.1/24\n' +
+      'FLANNEL_IPV6_NETWORK=fd00:5::/48\nFLANNEL_IPV6_SUBNET=fd00:5:7::1/64\n' +
+      'FLANNEL_MTU=1450\nFLANNEL_IPMASQ=false\n',
+  );
+  assert.equal(formatPrefix(IPv6, parseSubnetEnvSubnet6(text)!), 'fd00:5:7::/64');
+  assert.equal(parseSubnetEnvSubnet6(renderSubnetEnv(env)), undefined);
 });

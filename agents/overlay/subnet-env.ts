@@ -6,13 +6,24 @@
  */
 import { mkdir, rename, writeFile, readFile, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { formatCidr, formatIPv4, parseCidr, type Cidr } from './ip.js';
+import {
+  IPv6,
+  formatCidr,
+  formatIPv4,
+  formatPrefix,
+  parseCidr,
+  parsePrefix,
+  type Cidr,
+  type Prefix,
+} from './ip.js';
 
 export interface SubnetEnv {
   network: Cidr;
   subnet: Cidr;
   mtu: number;
   ipMasq: boolean;
+  /** The IPv6 network and our IPv6 subnet, on a dual-stack network. */
+  ipv6?: { network: Prefix; subnet: Prefix } | undefined;
 }
 
 /** Gateway address docker's bridge takes: the subnet's first host address, with the subnet's length. */
@@ -20,10 +31,16 @@ export function bridgeAddress(subnet: Cidr): string {
   return `${formatIPv4(subnet.ip + 1)}/${subnet.len}`;
 }
 
+/** flanneld's WriteSubnetFile: IPv4 lines, IPv6 lines when dual-stack, then MTU and IPMASQ. */
 export function renderSubnetEnv(e: SubnetEnv): string {
+  const v6 = e.ipv6
+    ? `FLANNEL_IPV6_NETWORK=${formatPrefix(IPv6, e.ipv6.network)}\n` +
+      `FLANNEL_IPV6_SUBNET=${formatPrefix(IPv6, { ip: e.ipv6.subnet.ip + 1n, len: e.ipv6.subnet.len })}\n`
+    : '';
   return (
     `FLANNEL_NETWORK=${formatCidr(e.network)}\n` +
     `FLANNEL_SUBNET=${bridgeAddress(e.subnet)}\n` +
+    v6 +
     `FLANNEL_MTU=${e.mtu}\n` +
     `FLANNEL_IPMASQ=${e.ipMasq}\n`
   );
@@ -49,11 +66,20 @@ export function parseSubnetEnvSubnet(text: string): Cidr | undefined {
   return m ? parseCidr(m[1]!) : undefined;
 }
 
-export async function readPreviousSubnet(file: string): Promise<Cidr | undefined> {
+/** The IPv6 subnet recorded in an existing subnet.env (FLANNEL_IPV6_SUBNET=fd00:5:7::1/64 → fd00:5:7::/64). */
+export function parseSubnetEnvSubnet6(text: string): Prefix | undefined {
+  const m = /^FLANNEL_IPV6_SUBNET=(\S+)$/m.exec(text);
+  return m ? parsePrefix(IPv6, m[1]!) : undefined;
+}
+
+export async function readPreviousSubnet(
+  file: string,
+): Promise<{ subnet: Cidr | undefined; subnet6: Prefix | undefined }> {
   try {
-    return parseSubnetEnvSubnet(await readFile(file, 'utf8'));
+    const text = await readFile(file, 'utf8');
+    return { subnet: parseSubnetEnvSubnet(text), subnet6: parseSubnetEnvSubnet6(text) };
   } catch {
-    return undefined;
+    return { subnet: undefined, subnet6: undefined };
   }
 }
 

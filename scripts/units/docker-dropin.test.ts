@@ -10,21 +10,14 @@ import { commandFromUnit, parseUnit } from './unit-file.js';
 const dropIn = () =>
   readFileSync(join(REPO_ROOT, 'units', 'docker.service.d', '50-flotilla.conf'), 'utf8');
 
-test('the Docker drop-in gives dockerd the overlay subnet, dnsd on the bridge and the fluentd driver', () => {
+test('the Docker drop-in gives dockerd the overlay subnet, dnsd on the bridge and rotated json-file logs', () => {
   const o = dockerOptionsFromDropIn(dropIn(), { FLANNEL_SUBNET: '10.5.7.1/24', FLANNEL_MTU: 1450 });
   assert.equal(o.bip, '10.5.7.1/24');
   assert.equal(o.mtu, 1450);
   assert.deepEqual(o.dns, ['10.5.7.1']);
   assert.deepEqual(o.dnsSearch, ['skydns.local']);
-  assert.equal(o.logDriver, 'fluentd');
-  assert.deepEqual(o.logOpts, {
-    'fluentd-address': '127.0.0.1:24224',
-    'fluentd-request-ack': 'true',
-    'fluentd-sub-second-precision': 'true',
-    'cache-disabled': 'true',
-    labels: 'service',
-    env: 'SERVICE_NAME',
-  });
+  assert.equal(o.logDriver, 'json-file');
+  assert.deepEqual(o.logOpts, { 'max-size': '50m', 'max-file': '5' });
   assert.ok(o.other.includes('--ip-masq=false'), o.other.join(' '));
 });
 

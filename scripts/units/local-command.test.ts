@@ -33,7 +33,7 @@ test('localCommand: logsd agent with its buffer relocated and the host name', ()
     node: 'node',
     env: { FLOTILLA_LOGS_AGGREGATOR: '10.77.0.4:24240', COREOS_PRIVATE_IPV4: '10.77.0.3' },
     specifiers: { H: 'flt-h2' },
-    relocate: { '/var/lib/flotilla/': '/tmp/c/h2/lib/' },
+    relocate: { '/var/lib/flotilla/': '/tmp/c/h2/lib/', '/var/lib/docker/': '/tmp/c/h2/docker/' },
   });
   assert.deepEqual(argv, [
     'node',
@@ -41,6 +41,8 @@ test('localCommand: logsd agent with its buffer relocated and the host name', ()
     'agent',
     '--listen',
     '127.0.0.1:24224',
+    '--containers-dir',
+    '/tmp/c/h2/docker/containers',
     '--buffer-dir',
     '/tmp/c/h2/lib/logs',
     '--aggregator',

@@ -30,6 +30,12 @@ import {
   type Underlay,
 } from './network.js';
 import { startDockerd, type DockerOptions } from './dockerd.js';
+import {
+  etcdClientFlags,
+  etcdClientSettings,
+  type EtcdClientSettings,
+  type EtcdUser,
+} from './etcd-auth.js';
 import { ensureTestImage, TEST_IMAGE } from './image.js';
 import {
   must,
@@ -69,6 +75,11 @@ export interface ClusterOptions {
    * and kill the leader, or cut one off from its peers (`partitionEtcd`).
    */
   etcdMembers?: number;
+  /**
+   * The hub etcd with TLS, client-certificate auth and RBAC (the shipped etcd-certs.sh and
+   * etcd-roles.sh); agents then need `cluster.etcdFlags(user)`. Single member only.
+   */
+  secureEtcd?: boolean;
 }
 
 export interface ContainerRunOptions {
@@ -124,6 +135,8 @@ export class Host {
     readonly name: string,
     readonly ip: string,
     readonly dir: string,
+    /** The host's address on the run's IPv6 underlay. */
+    readonly ip6 = '',
   ) {}
 
   /** The namespace path, for `nsenter --net=`. */
@@ -325,6 +338,14 @@ export class Host {
     return { id: container.id, code: result.StatusCode, ...output.text() };
   }
 
+  /** The global IPv6 address of a container (dockerd started with --ipv6). */
+  async containerIp6(containerId: string): Promise<string> {
+    const info = await this.docker.getContainer(containerId).inspect();
+    const ip = Object.values(info.NetworkSettings.Networks)[0]?.GlobalIPv6Address;
+    if (!ip) throw new Error(`container ${containerId.slice(0, 12)} on ${this.name} has no IPv6`);
+    return ip;
+  }
+
   /** Runs a command inside a running container (docker exec). */
   async execIn(containerId: string, cmd: string[]): Promise<RunResult> {
     const docker = this.docker;
@@ -372,6 +393,18 @@ export class Cluster {
   /** etcd client URLs, reachable from the test process and from every host. */
   get etcdEndpoints(): string[] {
     return this.state.etcdEndpoints;
+  }
+  /** Certificates of a secure etcd (ca.pem, <user>.pem, <user>-key.pem); undefined if plain. */
+  get etcdPki(): string | undefined {
+    return this.state.etcdPki;
+  }
+  /** What an agent running as etcd user `user` connects with (just the endpoints if plain). */
+  etcdSettings(user: EtcdUser = 'root'): EtcdClientSettings {
+    return etcdClientSettings(this.etcdEndpoints, this.etcdPki, user);
+  }
+  /** The same as agent flags (--etcd-endpoints=… and, when secure, the TLS files). */
+  etcdFlags(user: EtcdUser = 'root'): string[] {
+    return etcdClientFlags(this.etcdSettings(user));
   }
 
   track(pid: number, what: string): void {
@@ -562,17 +595,19 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
         ip: underlay.hubIp,
         dir,
         name: `flt${id}`,
+        secure: opts.secureEtcd ?? false,
       });
       cluster.track(cluster.etcd.proc.pid, 'etcd');
       state.etcdEndpoints = cluster.etcd.endpoints;
+      if (cluster.etcd.pki) state.etcdPki = cluster.etcd.pki;
     }
     for (let i = 1; i <= opts.hosts; i++) {
       state.namespaces.push(`flt${id}-h${i}`);
       saveState(state);
-      const { name, ip } = await createHostNs(id, underlay, i);
+      const { name, ip, ip6 } = await createHostNs(id, underlay, i);
       const hostDir = join(dir, `h${i}`);
       mkdirSync(hostDir, { recursive: true });
-      cluster.hosts.push(new Host(cluster, i, name, ip, hostDir));
+      cluster.hosts.push(new Host(cluster, i, name, ip, hostDir, ip6));
       state.hosts.push({ name, ip });
       saveState(state);
     }

@@ -5,6 +5,7 @@
 import { join } from 'node:path';
 import { mkdirSync } from 'node:fs';
 import { startProcess, waitFor, run, type StartedProcess } from './proc.js';
+import { enableEtcdRoles, etcdServerTlsArgs, etcdctlTlsArgs, issueEtcdCerts } from './etcd-auth.js';
 
 /**
  * The command line of an etcd member (v2 API on, as fleet needs it): a single-member cluster, or
@@ -43,14 +44,23 @@ export function etcdCommand(o: {
   ];
 }
 
-/** Resolves once `etcdctl endpoint health` succeeds against `client`. */
-export async function waitForEtcd(client: string): Promise<void> {
+/** Resolves once `etcdctl endpoint health` succeeds against `client` (`tlsArgs`: --cacert …). */
+export async function waitForEtcd(client: string, tlsArgs: string[] = []): Promise<void> {
   await waitFor(
     `etcd at ${client}`,
     async () =>
       (
         await run(
-          ['etcdctl', '--endpoints', client, '--dial-timeout', '1s', 'endpoint', 'health'],
+          [
+            'etcdctl',
+            '--endpoints',
+            client,
+            ...tlsArgs,
+            '--dial-timeout',
+            '1s',
+            'endpoint',
+            'health',
+          ],
           { timeoutMs: 3000 },
         )
       ).code === 0,
@@ -63,18 +73,28 @@ export interface EtcdHandle {
   endpoints: string[];
   proc: StartedProcess;
   dataDir: string;
+  /** Certificates (etcd-auth.ts) when started with `secure`. */
+  pki?: string;
 }
 
+/**
+ * The hub etcd. `secure`: TLS with client-certificate auth and RBAC on, certificates in
+ * `<dir>/etcd-pki` (see etcd-auth.ts).
+ */
 export async function startEtcd(opts: {
   netns: string;
   ip: string;
   dir: string;
   name: string;
   detached?: boolean;
+  secure?: boolean;
 }): Promise<EtcdHandle> {
   const dataDir = join(opts.dir, 'etcd');
   mkdirSync(dataDir, { recursive: true });
-  const client = `http://${opts.ip}:2379`;
+  const pki = opts.secure ? join(opts.dir, 'etcd-pki') : undefined;
+  if (pki) await issueEtcdCerts(pki, [opts.ip]);
+  const scheme = pki ? 'https' : 'http';
+  const client = `${scheme}://${opts.ip}:2379`;
   const proc = startProcess(
     [
       'nsenter',
@@ -82,15 +102,17 @@ export async function startEtcd(opts: {
       ...etcdCommand({
         name: opts.name,
         dataDir,
-        listen: [client, 'http://127.0.0.1:2379'],
+        listen: [client, `${scheme}://127.0.0.1:2379`],
         advertise: client,
         peer: 'http://127.0.0.1:2380',
       }),
+      ...(pki ? etcdServerTlsArgs(pki) : []),
     ],
     { logFile: join(opts.dir, 'etcd.log'), detached: opts.detached ?? false },
   );
-  await waitForEtcd(client);
-  return { endpoints: [client], proc, dataDir };
+  await waitForEtcd(client, pki ? etcdctlTlsArgs(pki) : []);
+  if (pki) await enableEtcdRoles(client, pki);
+  return { endpoints: [client], proc, dataDir, ...(pki ? { pki } : {}) };
 }
 
 /** One member of a multi-member etcd: its own namespace on the underlay, its own data dir. */

@@ -21,5 +21,13 @@ export {
 } from './proc.js';
 export { teardown, sweepLeftovers, loadState, listNamespaces, type RunState } from './state.js';
 export { freePort, startLocalEtcd, type LocalEtcd } from './local-etcd.js';
+export {
+  etcdClientFlags,
+  etcdClientSettings,
+  etcdctlTlsArgs,
+  type EtcdClientSettings,
+  type EtcdUser,
+} from './etcd-auth.js';
 export { startTrackedRun, type TrackedRun } from './tracked.js';
 export type { EtcdMember, MemberStatus } from './etcd.js';
+export { startChromium, Browser, Page, CHROMIUM, type ProcessOwner } from './chromium.js';

@@ -3,11 +3,23 @@
  * (DNS store, announce, overlay lease store). Its PID and dir are recorded in a harness run state
  * (see tracked.ts), as is every process the test adds with `track()`, so a later run sweeps them
  * if this process dies. `stop()` kills them by PID and removes the dir.
+ * `startLocalEtcd({ secure: true })`: TLS with client-certificate auth and RBAC (etcd-auth.ts);
+ * `as(user)` gives the settings an agent of that role runs with.
  */
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { startProcess, stopPid } from './proc.js';
 import { etcdCommand, waitForEtcd } from './etcd.js';
+import {
+  enableEtcdRoles,
+  etcdClientFlags,
+  etcdClientSettings,
+  etcdServerTlsArgs,
+  etcdctlTlsArgs,
+  issueEtcdCerts,
+  type EtcdClientSettings,
+  type EtcdUser,
+} from './etcd-auth.js';
 import { startTrackedRun } from './tracked.js';
 
 export interface LocalEtcd {
@@ -15,6 +27,12 @@ export interface LocalEtcd {
   /** The run's temp dir (etcd's data and log); tests may put their own files here. */
   dir: string;
   pid: number;
+  /** Directory of ca.pem, <user>.pem, <user>-key.pem when secure. */
+  pki?: string;
+  /** Settings for one user (secure), or just the endpoints. */
+  as(user: EtcdUser): EtcdClientSettings;
+  /** The same as agent flags. */
+  flags(user: EtcdUser): string[];
   /** Records a process the test started against this etcd, so a crashed run's sweep kills it. */
   track(pid: number, what: string): void;
   stop(): Promise<void>;
@@ -32,21 +50,30 @@ export function freePort(host = '127.0.0.1'): Promise<number> {
   });
 }
 
-export async function startLocalEtcd(): Promise<LocalEtcd> {
+export async function startLocalEtcd(opts: { secure?: boolean } = {}): Promise<LocalEtcd> {
   const tracked = startTrackedRun('etcd');
   const dir = tracked.dir;
   const clientPort = await freePort();
   const peerPort = await freePort();
-  const client = `http://127.0.0.1:${clientPort}`;
+  const client = `${opts.secure ? 'https' : 'http'}://127.0.0.1:${clientPort}`;
   const peer = `http://127.0.0.1:${peerPort}`;
+  const pki = opts.secure ? join(dir, 'pki') : undefined;
+  if (pki)
+    await issueEtcdCerts(pki, ['127.0.0.1']).catch((err: unknown) => {
+      tracked.stop();
+      throw err;
+    });
   const proc = startProcess(
-    etcdCommand({
-      name: 'local',
-      dataDir: join(dir, 'data'),
-      listen: [client],
-      advertise: client,
-      peer,
-    }),
+    [
+      ...etcdCommand({
+        name: 'local',
+        dataDir: join(dir, 'data'),
+        listen: [client],
+        advertise: client,
+        peer,
+      }),
+      ...(pki ? etcdServerTlsArgs(pki) : []),
+    ],
     { logFile: join(dir, 'etcd.log') },
   );
   tracked.addPid(proc.pid, 'etcd (loopback)');
@@ -55,15 +82,20 @@ export async function startLocalEtcd(): Promise<LocalEtcd> {
     tracked.stop();
   };
   try {
-    await waitForEtcd(client);
+    await waitForEtcd(client, pki ? etcdctlTlsArgs(pki) : []);
+    if (pki) await enableEtcdRoles(client, pki);
   } catch (err) {
     await stop();
     throw err;
   }
+  const as = (user: EtcdUser) => etcdClientSettings([client], pki, user);
   return {
     endpoints: [client],
     dir,
     pid: proc.pid,
+    ...(pki ? { pki } : {}),
+    as,
+    flags: (user) => etcdClientFlags(as(user)),
     track: (pid, what) => tracked.addPid(pid, what),
     stop,
   };

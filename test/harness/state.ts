@@ -35,6 +35,8 @@ export interface RunState {
   pids: { pid: number; what: string }[];
   hosts: { name: string; ip: string; dockerSocket?: string }[];
   etcdEndpoints: string[];
+  /** Certificates of a secure etcd (cluster option secureEtcd). */
+  etcdPki?: string;
   /** Multi-member etcd: each member's namespace and address (its PID is in `pids`). */
   etcdMembers?: { name: string; ns: string; ip: string; pid?: number }[];
   /** Members currently cut off from their peers by iptables rules inside their namespace. */

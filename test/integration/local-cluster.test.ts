@@ -75,6 +75,12 @@ test(
         );
       }
 
+      // The aggregator's live tail page (the URL `npm start` prints) is served from the build.
+      const page = await fetch(`${lc.aggregatorHttp}/?service=nginx`);
+      assert.equal(page.status, 200);
+      assert.match(await page.text(), /<script type="module" src="app.js">/);
+      assert.equal((await fetch(`${lc.aggregatorHttp}/app.js`)).status, 200);
+
       // Prometheus scrapes every agent and etcd; logsd killed on host 2 fires FlotillaAgentDown.
       const targets = await waitFor(
         'every Prometheus target up',

@@ -11,6 +11,9 @@ export function startOverlayd(h: Host, endpoints: string[], extra: string[] = []
   return h.spawn(
     [
       process.execPath,
+      ...(process.env['OVERLAYD_PROF']
+        ? ['--cpu-prof', `--cpu-prof-dir=${process.env['OVERLAYD_PROF']}`]
+        : []),
       OVERLAYD,
       '--etcd-endpoints',
       endpoints.join(','),

@@ -22,6 +22,8 @@ import {
 } from '../forward/codec.js';
 import { checkPing, encodeHelo, encodePong, newNonce } from '../forward/handshake.js';
 import { queryRoutes } from './http.js';
+import { withToken } from './web/auth.js';
+import { webRoutes } from './web/routes.js';
 import { Store, type Batch, type FsyncPolicy, type Part } from './store.js';
 import { ForwardOut } from './forward-out.js';
 import type { Target } from '../shipper.js';
@@ -29,12 +31,25 @@ import type { Target } from '../shipper.js';
 export interface AggregatorConfig {
   listen: { host: string; port: number };
   http?: { host: string; port: number };
+  /** When set, the page and query API need it (web/auth.ts); health and metrics stay open. */
+  httpToken?: string;
   dataDir: string;
   fsync: FsyncPolicy;
   retentionMs?: number;
   maxBytes?: number;
   segmentBytes?: number;
   sharedKey?: string;
+  /**
+   * With a shared key: a connection that has not passed the handshake (a valid PING) within this
+   * long is closed (default 10 s); for TLS it also bounds the TLS handshake.
+   */
+  handshakeTimeoutMs?: number;
+  /**
+   * Connections that have not authenticated yet (or, without a key, have sent no frame) beyond
+   * this many: the oldest of them is closed, so a flood of idle sockets cannot push out a real
+   * agent, whose handshake takes milliseconds (default 256).
+   */
+  maxPending?: number;
   tls?: TlsOptions;
   hostname: string;
   forwardOut?: Target;
@@ -108,14 +123,27 @@ export async function startAggregator(cfg: AggregatorConfig): Promise<RunningAgg
   const dups = metrics.counter('records_duplicate_total', 'resent records dropped by dedup');
   const malformed = metrics.counter('malformed_total', 'connections closed for malformed input');
   const authFail = metrics.counter('auth_failures_total', 'shared-key handshakes that failed');
+  const timedOut = metrics.counter(
+    'handshake_timeouts_total',
+    'connections closed for not completing the shared-key handshake in time',
+  );
+  const evicted = metrics.counter(
+    'pending_evicted_total',
+    'unauthenticated connections closed because too many were pending (oldest first)',
+  );
   const refused = metrics.counter(
     'refused_disk_full_total',
     'batches refused (not acked) because the data dir was full',
+  );
+  const segmentReads = metrics.counter(
+    'query_segment_reads_total',
+    'segment files read from disk to answer queries',
   );
   let full = false;
   const store = new Store({
     dir: cfg.dataDir,
     fsync: cfg.fsync,
+    onSegmentRead: () => segmentReads.inc(),
     ...(cfg.retentionMs ? { retentionMs: cfg.retentionMs } : {}),
     ...(cfg.maxBytes ? { maxBytes: cfg.maxBytes } : {}),
     ...(cfg.segmentBytes ? { segmentBytes: cfg.segmentBytes } : {}),
@@ -127,7 +155,28 @@ export async function startAggregator(cfg: AggregatorConfig): Promise<RunningAgg
   retention.unref();
   const out = cfg.forwardOut ? new ForwardOut(cfg.forwardOut, log) : undefined;
 
+  const handshakeMs = cfg.handshakeTimeoutMs ?? 10_000;
+  const maxPending = cfg.maxPending ?? 256;
   const sockets = new Set<Socket>();
+  // Connections not yet authenticated, oldest first (a Map keeps insertion order).
+  const pending = new Map<Socket, NodeJS.Timeout | undefined>();
+  // One warning per 10 s for dropped unauthenticated connections, however many there are.
+  let quietUntil = 0;
+  let unlogged = 0;
+  const warnDropped = (peer: string, why: string) => {
+    unlogged++;
+    if (Date.now() < quietUntil) return;
+    log.warn(
+      { peer, connections: unlogged, handshakeTimeoutMs: handshakeMs, maxPending },
+      `closing unauthenticated connection: ${why} (counted in handshake_timeouts_total / pending_evicted_total; further ones logged at most every 10 s)`,
+    );
+    unlogged = 0;
+    quietUntil = Date.now() + 10_000;
+  };
+  const admitted = (sock: Socket) => {
+    clearTimeout(pending.get(sock));
+    pending.delete(sock);
+  };
   const onConnection = (sock: Socket) => {
     sockets.add(sock);
     sock.setNoDelay(true);
@@ -135,11 +184,34 @@ export async function startAggregator(cfg: AggregatorConfig): Promise<RunningAgg
     const decoder = new ForwardDecoder();
     const nonce = cfg.sharedKey ? newNonce() : undefined;
     let authed = !cfg.sharedKey;
+    // Without a key an idle agent is legitimate, so only the cap applies, not the timeout.
+    pending.set(
+      sock,
+      nonce
+        ? setTimeout(() => {
+            timedOut.inc();
+            warnDropped(peer, `no shared-key handshake within ${handshakeMs} ms`);
+            admitted(sock);
+            sock.destroy();
+          }, handshakeMs).unref()
+        : undefined,
+    );
+    if (pending.size > maxPending) {
+      const [oldest] = pending.keys();
+      admitted(oldest!);
+      evicted.inc();
+      warnDropped(
+        `${oldest!.remoteAddress}:${oldest!.remotePort}`,
+        `more than ${maxPending} pending`,
+      );
+      oldest!.destroy();
+    }
     if (nonce) sock.write(encodeHelo(nonce));
     sock.on('data', (chunk: Buffer) => {
       try {
         const acks: Buffer[] = [];
         for (const f of decoder.push(chunk)) {
+          if (!nonce) admitted(sock);
           if (f.kind === 'handshake' && f.type === 'PING' && nonce && !authed) {
             const check = checkPing(f.body, nonce, cfg.sharedKey!);
             sock.write(encodePong(check, cfg.hostname, nonce, cfg.sharedKey!));
@@ -150,10 +222,16 @@ export async function startAggregator(cfg: AggregatorConfig): Promise<RunningAgg
               return;
             }
             authed = true;
+            admitted(sock);
             continue;
           }
           if (f.kind !== 'events') continue;
-          if (!authed) throw new FrameError('events before the shared-key handshake');
+          if (!authed) {
+            authFail.inc();
+            log.warn({ peer }, 'handshake failed: events before the shared-key handshake');
+            sock.destroy();
+            return;
+          }
           const batch = toBatch(f);
           const r = store.ingest(batch);
           stored.inc(r.stored);
@@ -162,6 +240,13 @@ export async function startAggregator(cfg: AggregatorConfig): Promise<RunningAgg
           if (f.option.chunk) acks.push(encodeAck(f.option.chunk));
         }
         if (acks.length) sock.write(Buffer.concat(acks));
+        // Before the handshake only a PING (~200 bytes) is expected: do not buffer more.
+        if (!authed && decoder.pending > 16 * 1024) {
+          authFail.inc();
+          log.warn({ peer }, 'handshake failed: more than 16 KiB before the shared-key handshake');
+          sock.destroy();
+          return;
+        }
       } catch (err) {
         if (err instanceof DiskFullError) {
           // Refused, not lost: nothing of it is acked, the agent keeps it and sends it again.
@@ -182,9 +267,14 @@ export async function startAggregator(cfg: AggregatorConfig): Promise<RunningAgg
       }
     });
     sock.on('error', () => undefined);
-    sock.on('close', () => sockets.delete(sock));
+    sock.on('close', () => {
+      admitted(sock);
+      sockets.delete(sock);
+    });
   };
-  const srv: Server = cfg.tls ? tlsServer(cfg.tls, onConnection) : netServer(onConnection);
+  const srv: Server = cfg.tls
+    ? tlsServer({ handshakeTimeout: handshakeMs, ...cfg.tls }, onConnection)
+    : netServer(onConnection);
   await new Promise<void>((resolve, reject) => {
     srv.once('error', reject);
     srv.listen(cfg.listen.port, cfg.listen.host, () => resolve());
@@ -197,7 +287,7 @@ export async function startAggregator(cfg: AggregatorConfig): Promise<RunningAgg
       port: cfg.http.port,
       registry: metrics.registry,
       ready: () => (store.diskFull ? `data dir ${cfg.dataDir} is full; refusing writes` : true),
-      routes: queryRoutes(store),
+      routes: withToken({ ...webRoutes(), ...queryRoutes(store) }, cfg.httpToken),
     });
   log.info({ port, http: health?.port, dataDir: cfg.dataDir }, 'logs aggregator listening');
   return {

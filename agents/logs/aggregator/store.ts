@@ -83,6 +83,8 @@ export interface StoreOptions {
   maxBytes?: number;
   /** Chunk ids of non-Flotilla clients remembered for dedup. */
   recentChunks?: number;
+  /** Called for every segment file a query reads (the aggregator counts them in a metric). */
+  onSegmentRead?: () => void;
 }
 
 const HEAD = 6;
@@ -210,6 +212,7 @@ export class Store {
   /** Entries of one segment within [since, until] (ms), in stored order. */
   readSegment(seg: SegmentInfo, since = -Infinity, until = Infinity): Entry[] {
     let data: Buffer;
+    this.o.onSegmentRead?.();
     try {
       data = readFileSync(seg.file);
     } catch {

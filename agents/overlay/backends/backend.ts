@@ -4,7 +4,7 @@
  * devices it programs. Desired state itself is computed in reconcile.ts for every backend.
  */
 import type { BackendType } from '../config.js';
-import type { Cidr } from '../ip.js';
+import type { Cidr, Prefix } from '../ip.js';
 import type { Kernel, LinkInfo } from '../kernel.js';
 import type { LeaseAttrs } from '../lease.js';
 
@@ -16,6 +16,10 @@ export interface ExternalInterface {
   localIP: number;
   /** Networks directly attached to the interface (for DirectRouting). */
   nets: Cidr[];
+  /** The IPv6 side (global address on the interface), on a dual-stack network. */
+  localIP6?: bigint | undefined;
+  publicIP6?: bigint | undefined;
+  nets6?: Prefix[];
 }
 
 export interface Backend {
@@ -30,7 +34,7 @@ export interface Backend {
    */
   ensureDevice(): Promise<boolean>;
   /** Puts the subnet's address on the device and brings it up (idempotent). */
-  configure(subnet: Cidr): Promise<void>;
+  configure(subnet: Cidr | Prefix): Promise<void>;
   leaseAttrs(): LeaseAttrs;
   /** Devices the reconciler reads and writes: name -> ifindex. */
   devices(): Map<string, number>;

@@ -1,11 +1,12 @@
 /**
- * VXLAN: one device `flannel.<VNI>` (local = our PublicIP, dev = external interface, nolearning,
- * MTU = external MTU − 50), address = our subnet's network address /32. An existing compatible
- * device is reused as is (so its MAC, and our lease value, survive restarts); an incompatible
- * one is deleted and recreated.
+ * VXLAN, one device per address family, as flannel: `flannel.<VNI>` for IPv4 and
+ * `flannel-v6.<VNI>` for IPv6 (local = the interface address of that family, dev = external
+ * interface, nolearning, MTU = external MTU − the encapsulation), address = our subnet's network
+ * address as a host route (/32, /128). An existing compatible device is reused as is (so its MAC,
+ * and our lease value, survive restarts); an incompatible one is deleted and recreated.
  */
 import type { BackendConfig } from '../config.js';
-import { formatIPv4 } from '../ip.js';
+import { IPv4, type Family, type Prefix } from '../ip.js';
 import type { LinkInfo, VxlanSpec } from '../kernel.js';
 import type { LeaseAttrs } from '../lease.js';
 import type { Cidr } from '../ip.js';
@@ -13,14 +14,15 @@ import type { Backend, BackendContext } from './backend.js';
 
 /** Outer IPv4 (20) + UDP (8) + VXLAN (8) + inner Ethernet (14). */
 export const VXLAN_OVERHEAD = 50;
+/** The same over an outer IPv6 header (40). */
+export const VXLAN6_OVERHEAD = 70;
 
 /** Why an existing device cannot be reused, or undefined when it can. */
 export function vxlanMismatch(l: LinkInfo, s: VxlanSpec): string | undefined {
   if (l.kind !== 'vxlan' || !l.vxlan) return `is a ${l.kind ?? 'non-vxlan'} device`;
   const v = l.vxlan;
   if (v.vni !== s.vni) return `has VNI ${v.vni}, want ${s.vni}`;
-  if (v.local !== formatIPv4(s.local))
-    return `has local ${v.local ?? 'none'}, want ${formatIPv4(s.local)}`;
+  if (v.local !== s.local) return `has local ${v.local ?? 'none'}, want ${s.local}`;
   if (v.link !== s.link) return `is bound to ifindex ${v.link ?? 'none'}, want ${s.link}`;
   if (v.port !== s.port) return `has dstport ${v.port}, want ${s.port}`;
   if (v.learning !== s.learning) return `has learning ${v.learning}, want ${s.learning}`;
@@ -38,17 +40,22 @@ export class VxlanBackend implements Backend {
     private readonly ctx: BackendContext,
     private readonly cfg: BackendConfig,
     private readonly log: (msg: string) => void = () => undefined,
+    readonly family: Family = IPv4,
   ) {
-    this.overlayDev = `flannel.${cfg.vni}`;
+    const v4 = family.v === 4;
+    this.overlayDev = v4 ? `flannel.${cfg.vni}` : `flannel-v6.${cfg.vni}`;
+    // FLANNEL_MTU is the IPv4 device's, as flannel writes it; the IPv6 device fits its larger header.
     this.mtu = cfg.mtu ?? ctx.external.link.mtu - VXLAN_OVERHEAD;
+    const local = v4 ? BigInt(ctx.external.localIP) : ctx.external.localIP6;
+    if (local === undefined) throw new Error(`no IPv6 address on ${ctx.external.link.name}`);
     this.spec = {
       name: this.overlayDev,
       vni: cfg.vni,
-      local: ctx.external.localIP,
+      local: family.format(local),
       link: ctx.external.link.index,
       port: cfg.port,
       learning: cfg.learning,
-      mtu: this.mtu,
+      mtu: v4 ? this.mtu : (cfg.mtu ?? ctx.external.link.mtu - VXLAN6_OVERHEAD),
     };
   }
 
@@ -58,7 +65,7 @@ export class VxlanBackend implements Backend {
     if (existing) {
       const why = vxlanMismatch(existing, this.spec);
       if (!why) {
-        if (existing.mtu !== this.mtu) await k.setMtu(existing.index, this.mtu);
+        if (existing.mtu !== this.spec.mtu) await k.setMtu(existing.index, this.spec.mtu);
         const changed = this.link?.index !== undefined && this.link.index !== existing.index;
         this.link = existing;
         return changed;
@@ -72,21 +79,29 @@ export class VxlanBackend implements Backend {
     return true;
   }
 
-  async configure(subnet: Cidr): Promise<void> {
+  /** `subnet` is ours of this device's family (a Cidr for IPv4, a Prefix for IPv6). */
+  async configure(subnet: Cidr | Prefix): Promise<void> {
     const l = this.requireLink();
-    await this.ctx.kernel.setOnlyAddress(l.index, { ip: subnet.ip, len: 32 });
+    const f = this.family;
+    await this.ctx.kernel.setOnlyAddress(f, l.index, { ip: BigInt(subnet.ip), len: f.bits });
     if (!l.up) {
       await this.ctx.kernel.setUp(l.index);
       this.link = { ...l, up: true };
     }
   }
 
+  /** Our lease's fields for this family (a dual-stack lease merges both families'). */
   leaseAttrs(): LeaseAttrs {
+    const ext = this.ctx.external;
+    const mac = this.requireLink().mac;
+    if (this.family.v === 4)
+      return { publicIP: ext.publicIP, backendType: 'vxlan', vni: this.cfg.vni, vtepMAC: mac };
     return {
-      publicIP: this.ctx.external.publicIP,
+      publicIP: 0,
       backendType: 'vxlan',
-      vni: this.cfg.vni,
-      vtepMAC: this.requireLink().mac,
+      ...(ext.publicIP6 !== undefined ? { publicIPv6: ext.publicIP6 } : {}),
+      v6vni: this.cfg.vni,
+      v6VtepMAC: mac,
     };
   }
 

@@ -1,0 +1,50 @@
+/**
+ * `npm run cluster -- env [HOST]`: shell exports that point an ordinary root shell at one host of
+ * the local cluster. Everything they name is reachable from the root namespace (its veth on the
+ * underlay): DOCKER_HOST is the host's dockerd socket, ETCDCTL_* and LOGS_SERVER are the cluster's
+ * etcd and log aggregator on the underlay, and PATH gains the project's commands (dist/bin).
+ * The agents themselves run inside the hosts; a command that must run in a host's network
+ * namespace goes through `npm run cluster -- exec HOST -- CMD`, which keeps this environment.
+ */
+import { shQuote } from './dev-bin.js';
+
+export interface EnvHost {
+  name: string;
+  ip: string;
+  dockerSocket?: string | undefined;
+}
+
+/** The host a user means by "2", "h2" or "fltdemo-h2"; undefined when none matches. */
+export function findHost<H extends { name: string }>(hosts: H[], arg: string): H | undefined {
+  return hosts.find((h, i) => arg === String(i + 1) || arg === `h${i + 1}` || arg === h.name);
+}
+
+/** The exports for `eval`, one per line, with a comment saying what they do. */
+export function envScript(o: {
+  host: EnvHost;
+  index: number;
+  etcdEndpoints: string[];
+  logsServer: string;
+  binDir: string;
+}): string {
+  const lines = [
+    `# Flotilla local cluster: docker talks to host ${o.index} (${o.host.name}); logs, announce, etcdctl reach the cluster.`,
+    `# Agents run inside a host: npm run cluster -- exec ${o.index} -- dnsd --help`,
+  ];
+  if (o.host.dockerSocket)
+    lines.push(`export DOCKER_HOST=${shQuote(`unix://${o.host.dockerSocket}`)}`);
+  lines.push(
+    'export ETCDCTL_API=3',
+    `export ETCDCTL_ENDPOINTS=${shQuote(o.etcdEndpoints.join(','))}`,
+    // The logs CLI reads FLOTILLA_LOGS_SERVER first: set both, so an older value cannot win.
+    `export LOGS_SERVER=${shQuote(o.logsServer)} FLOTILLA_LOGS_SERVER=${shQuote(o.logsServer)}`,
+    // Idempotent: eval it twice and PATH still has dist/bin once.
+    `case ":$PATH:" in *:${shQuote(o.binDir)}:*) ;; *) export PATH=${shQuote(o.binDir)}:"$PATH" ;; esac`,
+  );
+  return `${lines.join('\n')}\n`;
+}
+
+/** The line `npm start` and `status` print. */
+export function evalHint(index = 1): string {
+  return `eval "$(npm run -s cluster -- env ${index})"`;
+}

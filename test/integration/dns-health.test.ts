@@ -12,6 +12,8 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type Docker from 'dockerode';
 import { Etcd3 } from 'etcd3';
 import {
@@ -81,18 +83,31 @@ test(
   { timeout: 180_000 },
   async () => {
     const ep = cluster.etcdEndpoints[0]!;
-    const webCmd = 'mkdir -p /www && echo ok > /www/health && exec httpd -f -p 80 -h /www';
-    const web = await container('hc-web', webCmd);
+    // The health files live in host directories bind-mounted into the containers, so the test
+    // flips an instance's health at a known instant (no `docker exec` start-up inside the timing).
+    const state = (name: string) => {
+      const d = join(cluster.dir, 'health-state', name);
+      mkdirSync(d, { recursive: true });
+      return d;
+    };
+    const webDir = state('web');
+    const regDir = state('reg');
+    const dhDir = state('dh');
+    const bind = (dir: string, at: string) => ({ HostConfig: { Binds: [`${dir}:${at}`] } });
+    const webCmd = 'echo ok > /www/health && exec httpd -f -p 80 -h /www';
+    const web = await container('hc-web', webCmd, bind(webDir, '/www'));
     const tcp = await container('hc-tcp', 'httpd -p 9000 -h /var/www && exec sleep 3600');
-    const dh = await container('hc-dh', 'touch /tmp/ok && exec sleep 3600', {
+    const dh = await container('hc-dh', 'touch /flag/ok && exec sleep 3600', {
+      ...bind(dhDir, '/flag'),
       Healthcheck: {
-        Test: ['CMD-SHELL', 'test -f /tmp/ok'],
+        Test: ['CMD-SHELL', 'test -f /flag/ok'],
         Interval: 1e9,
         Timeout: 1e9,
         Retries: 1,
       },
     });
     const reg = await container('hc-reg', webCmd, {
+      ...bind(regDir, '/www'),
       Env: [
         'SERVICE_NAME=reg',
         'SERVICE_CHECK_HTTP=/health',
@@ -161,32 +176,23 @@ test(
       ]),
       sidekick('d1.dh.skydns.local', 'hc-dh', ['--port', '80']),
     ];
+    // Each toggle resolves at the instant the instance's health changed: a host file removed or
+    // written, or (TCP) the `docker exec` that killed or restarted the listener returned.
+    const file = (path: string) => ({
+      fail: async () => rmSync(path),
+      pass: async () => writeFileSync(path, 'ok\n'),
+    });
     const cases = [
-      {
-        name: 'hc.skydns.local',
-        ip: web.ip,
-        fail: [web.id, 'rm /www/health'],
-        pass: [web.id, 'echo ok > /www/health'],
-      },
+      { name: 'hc.skydns.local', ip: web.ip, ...file(join(webDir, 'health')) },
       {
         name: 'tcp.skydns.local',
         ip: tcp.ip,
-        fail: [tcp.id, 'killall httpd'],
-        pass: [tcp.id, 'httpd -p 9000 -h /var/www'],
+        fail: () => exec(tcp.id, 'killall httpd'),
+        pass: () => exec(tcp.id, 'httpd -p 9000 -h /var/www'),
       },
-      {
-        name: 'dh.skydns.local',
-        ip: dh.ip,
-        fail: [dh.id, 'rm /tmp/ok'],
-        pass: [dh.id, 'touch /tmp/ok'],
-      },
-      {
-        name: 'reg.skydns.local',
-        ip: reg.ip,
-        fail: [reg.id, 'rm /www/health'],
-        pass: [reg.id, 'echo ok > /www/health'],
-      },
-    ] as const;
+      { name: 'dh.skydns.local', ip: dh.ip, ...file(join(dhDir, 'ok')) },
+      { name: 'reg.skydns.local', ip: reg.ip, ...file(join(regDir, 'health')) },
+    ];
     const digAll = async () => {
       const script = [...cases.map((c) => c.name), 'ign.skydns.local']
         .map(
@@ -219,8 +225,8 @@ test(
     // Toggle every instance failing at once; each must leave the answers within its bound.
     const gone = await Promise.all(
       cases.map(async (c) => {
+        await c.fail();
         const t0 = Date.now();
-        await exec(c.fail[0], c.fail[1]);
         await waitFor(
           `${c.name} withdrawn`,
           async () => (await addresses(c.name)).length === 0,
@@ -262,7 +268,7 @@ test(
     // (Docker's: its interval, plus the time its own check takes, at most its 1 s timeout).
     const back = await Promise.all(
       cases.map(async (c) => {
-        await exec(c.pass[0], c.pass[1]);
+        await c.pass();
         const t0 = Date.now();
         await waitFor(
           `${c.name} back`,

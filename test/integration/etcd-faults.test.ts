@@ -251,11 +251,12 @@ test(
       })();
       const left = () => Math.max(1, 10_000 - (Date.now() - t0));
       await waitAnswer('during', ['10.9.1.1'], left());
-      await waitFor(
-        'overlayd on host 2 routes the lease written during the partition',
-        async () => (await overlayRoutes(h2)).some((r) => r.startsWith('10.5.77.0/24')),
-        left(),
-      );
+      for (const h of [h1, h2])
+        await waitFor(
+          `overlayd on ${h.name} routes the lease written during the partition`,
+          async () => (await overlayRoutes(h)).some((r) => r.startsWith('10.5.77.0/24')),
+          left(),
+        );
       // announce's keep-alive moved too: its record is still served.
       assert.deepEqual(await answers('ann'), ['10.9.9.9']);
       assertAgentsAlive();

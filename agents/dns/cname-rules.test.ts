@@ -32,6 +32,17 @@ test('addresses win over a CNAME at the same name, whichever key comes first', (
   }
 });
 
+test('an address of the other family also wins: AAAA for a name with an A record and a CNAME is NODATA', () => {
+  const t = treeOf({
+    [`${p}/mix/a`]: { host: 'other.skydns.local' },
+    [`${p}/mix/b`]: { host: '10.9.0.1' },
+    [`${p}/other`]: { host: 'fd00::2' },
+  });
+  const a = lookup(t, 'mix.skydns.local.', T.AAAA, cfg);
+  assert.equal(a.rcode, RCODE.NOERROR);
+  assert.deepEqual(a.answer, []);
+});
+
 test('of several CNAME candidates the first by key is used, not the first written', () => {
   const written: [string, object][] = [
     [`${p}/two/b`, { host: 't2.skydns.local' }],

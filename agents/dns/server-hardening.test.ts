@@ -152,6 +152,7 @@ const records: Record<string, object> = {
   [`${p}/out2`]: { host: 'www2.upstream.test' },
   [`${p}/txt`]: { text: 'é'.repeat(150) + 'x'.repeat(300) },
   [`${p}/txt510`]: { text: 'y'.repeat(510) },
+  [`${p}/mx/m1`]: { host: 'mail.skydns.local', mail: true, priority: 10 },
   ['/skydns/arpa/in-addr/10/0/0/1']: { host: 'x1.web.skydns.local' },
 };
 for (let i = 0; i < 300; i++) records[`${p}/huge/n${i}`] = { host: `10.4.${i >> 8}.${i & 0xff}` };
@@ -269,6 +270,19 @@ test('PTR answers carry the record host as the domain name', async () => {
   assert.equal(r.answers[0]!.type, 12);
   const at = out.indexOf(r.answers[0]!.rdata);
   assert.equal(nameAt(out, at), 'x1.web.skydns.local.');
+});
+
+test('NS at the apex (no NS records: ns.dns.<zone>) and MX carry their names on the wire', async () => {
+  const ns = (await resolver.answer(query({ name: 'skydns.local', type: 2 }), ALLOWED, true))!;
+  const n = reply(ns);
+  assert.equal(n.answers[0]?.type, 2);
+  assert.equal(nameAt(ns, ns.indexOf(n.answers[0]!.rdata)), 'ns.dns.skydns.local.');
+  const mx = (await resolver.answer(query({ name: 'mx.skydns.local', type: 15 }), ALLOWED, true))!;
+  const m = reply(mx);
+  assert.equal(m.answers[0]?.type, 15);
+  const rd = m.answers[0]!.rdata;
+  assert.equal(rd.readUInt16BE(0), 10, 'preference = priority');
+  assert.equal(nameAt(mx, mx.indexOf(rd) + 2), 'mail.skydns.local.');
 });
 
 test('a UDP answer is capped at 4096 bytes even when the client advertises more; we advertise 1232', async () => {

@@ -9,7 +9,8 @@ import { mkdtempSync, openSync, readFileSync, readSync, closeSync, rmSync } from
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { writeFileAtomic } from './subnet-env.js';
+import { parseSubnetEnvSubnet, readPreviousSubnet, writeFileAtomic } from './subnet-env.js';
+import { formatCidr } from './ip.js';
 
 const version = (n: number) =>
   `FLANNEL_NETWORK=10.5.0.0/16\nFLANNEL_SUBNET=10.5.${n % 250}.1/24\n${'#'.repeat(4000)}\nEND ${n}\n`;
@@ -71,6 +72,25 @@ test('a reader holding the old file keeps reading the old version whole', async 
       closeSync(fd);
     }
     assert.equal(readFileSync(file, 'utf8'), version(2));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('the previous subnet is read back from an existing file, only from a whole FLANNEL_SUBNET line', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'flt-atomic-'));
+  try {
+    const file = join(dir, 'subnet.env');
+    assert.equal((await readPreviousSubnet(file)).subnet, undefined, 'no file yet');
+    await writeFileAtomic(file, version(7));
+    const s = (await readPreviousSubnet(file)).subnet;
+    assert.equal(s && formatCidr(s), '10.5.7.0/24');
+    for (const text of [
+      'XFLANNEL_SUBNET=10.5.7.1/24\n',
+      'FLANNEL_SUBNET=10.5.7.1/24 trailing\n',
+      '# FLANNEL_SUBNET=10.5.7.1/24\n',
+    ])
+      assert.equal(parseSubnetEnvSubnet(text), undefined, text);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

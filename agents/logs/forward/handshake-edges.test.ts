@@ -32,6 +32,9 @@ test('a PING with a field missing or of the wrong type is refused as malformed',
     salt: 'salt',
     clientHost: 'host',
   });
+  // A digest of the wrong length is a mismatch, not a crash.
+  assert.equal(checkPing(['host', 'salt', 'abc', '', ''], NONCE, KEY).ok, false);
+  assert.equal(checkPong([true, '', 'h', 'abc'], NONCE, KEY, 's'), 'server failed shared key');
   // A refused PING gets a PONG saying so, with no digest.
   const pong = new ForwardDecoder().push(encodePong(wrong, 'srv', NONCE, KEY))[0];
   assert.deepEqual(pong, {
@@ -60,6 +63,9 @@ test('HELO: the nonce is read as bin or str; no nonce is an error; we send auth 
   assert.deepEqual(parseHelo([{ nonce: NONCE }]), NONCE);
   assert.deepEqual(parseHelo([{ nonce: new Uint8Array(NONCE) }]), NONCE);
   assert.deepEqual(parseHelo([{ nonce: NONCE.toString('binary') }]), NONCE);
+  // A str nonce carries raw bytes (latin1), also above 0x7f.
+  const high = Buffer.from([0xff, 0x80, 0x00, 0xc3, 0xa9]);
+  assert.deepEqual(parseHelo([{ nonce: high.toString('latin1') }]), high);
   assert.throws(() => parseHelo([{}]), /HELO without nonce/);
   assert.throws(() => parseHelo([]), /HELO without nonce/);
   assert.throws(() => parseHelo([{ nonce: 5 }]), /HELO without nonce/);

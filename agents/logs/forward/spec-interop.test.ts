@@ -223,11 +223,16 @@ test('handshake messages match the spec layout and the independent digest vector
 const specDigest = (salt: string, host: string, nonce: Uint8Array, key: string) =>
   createHash('sha512').update(salt).update(host).update(nonce).update(key).digest('hex');
 
-/** Reads msgpack values off a socket, one at a time. */
+/** Reads msgpack values off a socket, one at a time; rejects once the socket is closed. */
 function reader(sock: Socket) {
   const dec = new Decoder({ extensionCodec: ext });
   const queue: unknown[] = [];
+  let closed = false;
   let wake: (() => void) | undefined;
+  sock.on('close', () => {
+    closed = true;
+    wake?.();
+  });
   void (async () => {
     for await (const v of dec.decodeStream(sock as unknown as AsyncIterable<Uint8Array>)) {
       queue.push(v);
@@ -237,10 +242,11 @@ function reader(sock: Socket) {
   return async (ms = 5000): Promise<unknown> => {
     const end = Date.now() + ms;
     while (queue.length === 0) {
+      if (closed) throw new Error('peer closed the connection');
       if (Date.now() > end) throw new Error('no message from peer');
       await new Promise<void>((r) => {
         wake = r;
-        setTimeout(r, 50);
+        setTimeout(r, 50).unref();
       });
     }
     return queue.shift();

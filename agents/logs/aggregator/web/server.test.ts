@@ -99,7 +99,7 @@ test('--http-token and --http-token-file: one of them, a readable file, a token 
     writeFileSync(join(dir, 'empty'), '\n');
     const cases: [string[], number, RegExp][] = [
       [['--http-token=a', `--http-token-file=${dir}/empty`], 2, /give one, not both/],
-      [[`--http-token-file=${dir}/empty`], 1, /holds no token on its first line/],
+      [[`--http-token-file=${dir}/empty`], 1, /holds no secret on its first line/],
       [[`--http-token-file=${dir}/missing`], 1, /cannot read ".*missing": ENOENT/],
     ];
     for (const [flags, code, msg] of cases) {

@@ -200,25 +200,7 @@ export class Host {
    */
   async disconnectTcp(port: number, ips: string[] = []): Promise<void> {
     const dsts = ips.length > 0 ? ips : ['0.0.0.0/0'];
-    for (const d of dsts)
-      await must([
-        'nsenter',
-        `--net=${this.nsPath}`,
-        'iptables',
-        '-w',
-        '-I',
-        'OUTPUT',
-        '-p',
-        'tcp',
-        '-d',
-        d,
-        '--dport',
-        String(port),
-        '-j',
-        'REJECT',
-        '--reject-with',
-        'tcp-reset',
-      ]);
+    for (const d of dsts) await must(this.rejectRule('-I', d, port));
     this.cut.push(...dsts.map((d) => ({ d, port })));
     const filter =
       ips.length > 0
@@ -237,27 +219,31 @@ export class Host {
     ]);
   }
 
+  /** The iptables command that inserts (-I) or deletes (-D) one `disconnectTcp` rule. */
+  private rejectRule(op: '-I' | '-D', d: string, port: number): string[] {
+    return [
+      'nsenter',
+      `--net=${this.nsPath}`,
+      'iptables',
+      '-w',
+      op,
+      'OUTPUT',
+      '-p',
+      'tcp',
+      '-d',
+      d,
+      '--dport',
+      String(port),
+      '-j',
+      'REJECT',
+      '--reject-with',
+      'tcp-reset',
+    ];
+  }
+
   /** Removes every rule `disconnectTcp` added on this host. */
   async reconnectTcp(): Promise<void> {
-    for (const { d, port } of this.cut.splice(0))
-      await run([
-        'nsenter',
-        `--net=${this.nsPath}`,
-        'iptables',
-        '-w',
-        '-D',
-        'OUTPUT',
-        '-p',
-        'tcp',
-        '-d',
-        d,
-        '--dport',
-        String(port),
-        '-j',
-        'REJECT',
-        '--reject-with',
-        'tcp-reset',
-      ]);
+    for (const { d, port } of this.cut.splice(0)) await run(this.rejectRule('-D', d, port));
   }
 
   /** Stops a process started with `spawn` (SIGTERM, then SIGKILL after `graceMs`). */

@@ -2,13 +2,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { createLogger } from '../common/logger.js';
-import { startAggregator } from './aggregator/server.js';
+import { loopbackAggregator } from './testdata/loopback-aggregator.js';
 import type { LogLine } from './aggregator/query.js';
 import { EventTime, encodeEntry, encodeValue } from './forward/codec.js';
 
@@ -24,15 +20,7 @@ function rawStrEntry(t: EventTime, bytes: Buffer): Buffer {
 }
 
 test('logs tail --json: any bytes of a record give one valid JSON line each', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'flt-logs-json-'));
-  const agg = await startAggregator({
-    listen: { host: '127.0.0.1', port: 0 },
-    http: { host: '127.0.0.1', port: 0 },
-    dataDir: join(dir, 'data'),
-    fsync: 'never',
-    hostname: 'agg',
-    log: createLogger('test', 'silent'),
-  });
+  const { agg, stop } = await loopbackAggregator('flt-logs-json-');
   try {
     const controls = Array.from({ length: 32 }, (_, i) => String.fromCharCode(i)).join('');
     const texts = [
@@ -84,7 +72,6 @@ test('logs tail --json: any bytes of a record give one valid JSON line each', as
       assert.ok(Buffer.from(l).toString() === l, 'valid UTF-8');
     }
   } finally {
-    await agg.stop();
-    rmSync(dir, { recursive: true, force: true });
+    await stop();
   }
 });

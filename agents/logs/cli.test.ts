@@ -1,14 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import tar from 'tar-stream';
-import { createLogger } from '../common/logger.js';
-import { startAggregator } from './aggregator/server.js';
+import { loopbackAggregator } from './testdata/loopback-aggregator.js';
 import { colourFor, exportName, formatLine } from './cli.js';
 import { EventTime, encodeEntry } from './forward/codec.js';
 import type { LogLine } from './aggregator/query.js';
@@ -43,15 +41,7 @@ test('human lines: plain when piped, coloured per container on a terminal', () =
 });
 
 test('logs tail / services / export against a running aggregator', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'flt-logs-cli-'));
-  const agg = await startAggregator({
-    listen: { host: '127.0.0.1', port: 0 },
-    http: { host: '127.0.0.1', port: 0 },
-    dataDir: join(dir, 'data'),
-    fsync: 'never',
-    hostname: 'agg',
-    log: createLogger('test', 'silent'),
-  });
+  const { agg, dir, stop } = await loopbackAggregator('flt-logs-cli-');
   try {
     const now = Date.now();
     const entries = (name: string, host: string, n: number, offset: number) =>
@@ -228,7 +218,6 @@ test('logs tail / services / export against a running aggregator', async () => {
       },
     );
   } finally {
-    await agg.stop();
-    rmSync(dir, { recursive: true, force: true });
+    await stop();
   }
 });

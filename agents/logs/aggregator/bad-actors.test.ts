@@ -2,10 +2,8 @@
 // that never speak, and hostile query URLs. Each is refused and counted; a real agent ships on.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
 import { connect, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLogger } from '../../common/logger.js';
 import type { MetricSet } from '../../common/metrics.js';
@@ -13,7 +11,8 @@ import { startAgent } from '../agent.js';
 import { AckingSender } from '../forward/client.js';
 import { EventTime, ForwardDecoder, encodeMessage, type Frame } from '../forward/codec.js';
 import { encodePing, parseHelo } from '../forward/handshake.js';
-import { startAggregator, type AggregatorConfig } from './server.js';
+import { loopbackAggregator } from '../testdata/loopback-aggregator.js';
+import type { AggregatorConfig } from './server.js';
 
 const log = createLogger('test', 'silent');
 const KEY = 'the-cluster-key';
@@ -32,26 +31,7 @@ async function until(what: string, fn: () => Promise<boolean> | boolean, ms = 15
   throw new Error(`timed out waiting for ${what}`);
 }
 
-async function aggregator(extra: Partial<AggregatorConfig> = {}) {
-  const dir = mkdtempSync(join(tmpdir(), 'flt-bad-'));
-  const agg = await startAggregator({
-    listen: { host: '127.0.0.1', port: 0 },
-    http: { host: '127.0.0.1', port: 0 },
-    dataDir: join(dir, 'data'),
-    fsync: 'never',
-    hostname: 'agg',
-    log,
-    ...extra,
-  });
-  return {
-    agg,
-    dir,
-    async stop() {
-      await agg.stop();
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
-}
+const aggregator = (extra: Partial<AggregatorConfig> = {}) => loopbackAggregator('flt-bad-', extra);
 
 /** A raw forward client: connects, collects frames, reports when the server closes it. */
 function raw(port: number) {

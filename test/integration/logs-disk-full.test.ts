@@ -233,7 +233,15 @@ test(
         /cannot store records: .*no space left on the file system \(ENOSPC\).*refusing writes/,
       );
       assert.doesNotMatch(log, /malformed/);
-      assert.ok((await metricValue(agentHttp, 'flotilla_logs_agent_buffer_backlog_records')) > 0);
+      // The agent samples its backlog gauge once a second: wait for a sample taken while the
+      // aggregator refuses (the disk is still full, so nothing can drain meanwhile).
+      await waitFor(
+        'the agent keeping the refused records (backlog gauge > 0)',
+        async () =>
+          (await metricValue(agentHttp, 'flotilla_logs_agent_buffer_backlog_records')) > 0,
+        10_000,
+        200,
+      );
       assert.ok((await stored(http, 'full2')).length < N);
       assert.ok(alive(agg.pid) && alive(agent.pid));
 

@@ -28,7 +28,10 @@ export const CORES = {
   ],
   'agents/logs/aggregator/store.ts': ['dist/agents/logs/aggregator/*.test.js'],
   'agents/logs/aggregator/query.ts': [
-    'dist/agents/logs/aggregator/*.test.js',
+    'dist/agents/logs/aggregator/query.test.js',
+    'dist/agents/logs/aggregator/store.test.js',
+    'dist/agents/logs/aggregator/retention.test.js',
+    'dist/agents/logs/aggregator/bad-actors.test.js',
     'dist/agents/logs/cli.test.js',
   ],
   'agents/dns/wire.ts': [
@@ -50,7 +53,7 @@ export const CORES = {
     'dist/agents/dns/server.test.js',
     'dist/agents/dns/spread.test.js',
   ],
-  'agents/overlay/allocator.ts': ['dist/agents/overlay/allocator.test.js'],
+  'agents/overlay/allocator.ts': ['dist/agents/overlay/allocator*.test.js'],
   'agents/overlay/reconcile.ts': ['dist/agents/overlay/reconcile*.test.js'],
   'agents/overlay/lease.ts': ['dist/agents/overlay/lease*.test.js'],
   'agents/overlay/subnet-env.ts': ['dist/agents/overlay/subnet-env*.test.js'],

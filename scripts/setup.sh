@@ -15,7 +15,7 @@ root=$PWD
 need=()
 for pair in etcd:etcd-server etcdctl:etcd-client dockerd:docker.io busybox:busybox-static ip:iproute2 \
   dig:dnsutils iptables:iptables dnsperf:dnsperf dnsmasq:dnsmasq-base systemd-analyze:systemd ruby:ruby \
-  prometheus:prometheus promtool:prometheus chromium:chromium; do
+  prometheus:prometheus promtool:prometheus chromium:chromium strace:strace; do
   cmd=${pair%%:*} pkg=${pair#*:}
   command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || need+=("$pkg")
 done

@@ -272,7 +272,7 @@ export class Store {
     const seg = list?.[list.length - 1];
     if (!seg || seg.closed) return;
     if (fd !== undefined) {
-      fdatasyncSync(fd);
+      if (this.o.fsync !== 'never') fdatasyncSync(fd);
       closeSync(fd);
       this.dirty.delete(fd);
       this.fds.delete(service);
@@ -372,7 +372,8 @@ export class Store {
       ftruncateSync(fd, seg.size);
       throw err;
     }
-    this.dirty.add(fd);
+    // "never" leaves syncing to the kernel: nothing is marked for the once-a-second fdatasync.
+    if (this.o.fsync !== 'never') this.dirty.add(fd);
     seg.size += HEAD + h.length + p.blob.length;
     seg.count += p.count;
     seg.tmin = Math.min(seg.tmin, p.tmin);

@@ -57,8 +57,8 @@ export const CORES = {
   'agents/overlay/reconcile.ts': ['dist/agents/overlay/reconcile*.test.js'],
   'agents/overlay/lease.ts': ['dist/agents/overlay/lease*.test.js'],
   'agents/overlay/subnet-env.ts': ['dist/agents/overlay/subnet-env*.test.js'],
-  'agents/overlay/config.ts': ['dist/agents/overlay/config.test.js'],
-  'agents/common/cli.ts': ['dist/agents/common/cli.test.js'],
+  'agents/overlay/config.ts': ['dist/agents/overlay/config*.test.js'],
+  'agents/common/cli.ts': ['dist/agents/common/cli*.test.js'],
 };
 
 const filter = process.argv.slice(2);

@@ -45,7 +45,11 @@ export const CORES = {
     'dist/agents/dns/cname-rules.test.js',
     'dist/agents/dns/server-hardening.test.js',
   ],
-  'agents/dns/tree.ts': ['dist/agents/dns/tree.test.js', 'dist/agents/dns/lookup.test.js'],
+  'agents/dns/tree.ts': [
+    'dist/agents/dns/tree.test.js',
+    'dist/agents/dns/tree-edges.test.js',
+    'dist/agents/dns/lookup.test.js',
+  ],
   'agents/dns/records.ts': ['dist/agents/dns/records.test.js', 'dist/agents/dns/tree.test.js'],
   'agents/dns/encode.ts': [
     'dist/agents/dns/wire.test.js',

@@ -50,7 +50,11 @@ export const CORES = {
     'dist/agents/dns/tree-edges.test.js',
     'dist/agents/dns/lookup.test.js',
   ],
-  'agents/dns/records.ts': ['dist/agents/dns/records.test.js', 'dist/agents/dns/tree.test.js'],
+  'agents/dns/records.ts': [
+    'dist/agents/dns/records.test.js',
+    'dist/agents/dns/records-edges.test.js',
+    'dist/agents/dns/tree.test.js',
+  ],
   'agents/dns/encode.ts': [
     'dist/agents/dns/wire.test.js',
     'dist/agents/dns/server-hardening.test.js',

@@ -34,6 +34,13 @@ const tree = treeOf(
     [`${p}/srv/b`]: { host: 'alias6.skydns.local', port: 8081 },
     [`${p}/srv/c`]: { host: 'dangling.skydns.local', port: 8082 },
     [`${p}/mx2/a`]: { host: 'alias.skydns.local', mail: true },
+    // Blue/green: `dnsctl alias bg v2.bg` above two versions, and a plain SkyDNS name record
+    [`${p}/bg`]: { host: 'v2.bg.skydns.local', ttl: 10, alias: true },
+    [`${p}/bg/v1/a`]: { host: '10.0.20.1', port: 81 },
+    [`${p}/bg/v2/a`]: { host: '10.0.21.1', port: 82 },
+    [`${p}/bg/v2/b`]: { host: '10.0.21.2', port: 82 },
+    [`${p}/plain`]: { host: 'v2.bg.skydns.local' },
+    [`${p}/notalias`]: { host: 'v2.bg.skydns.local', alias: 'yes' },
     // Zone apex records
     [`${p}/dns/apex`]: { host: '10.0.10.1' },
     [`${p}/dns/apex/t`]: { text: 'v=spf1 -all' },
@@ -164,6 +171,46 @@ const cases: Case[] = [
       'alias6.skydns.local. 3600 CNAME v6.skydns.local.',
       'v6.skydns.local. 3600 AAAA fd00::6',
     ],
+  },
+  // An alias written by `dnsctl alias` answers what its target answers, SRV included: the
+  // target's instances with their ports, not one SRV of its own (issue #10 part 3).
+  {
+    why: "SRV through a dnsctl alias: the target version's instances",
+    q: 'bg.skydns.local.',
+    type: T.SRV,
+    answer: [
+      'bg.skydns.local. 10 CNAME v2.bg.skydns.local.',
+      'v2.bg.skydns.local. 10 SRV 10 50 82 a.v2.bg.skydns.local.',
+      'v2.bg.skydns.local. 10 SRV 10 50 82 b.v2.bg.skydns.local.',
+    ],
+    additional: [
+      'a.v2.bg.skydns.local. 3600 A 10.0.21.1',
+      'b.v2.bg.skydns.local. 3600 A 10.0.21.2',
+    ],
+  },
+  {
+    why: 'A through a dnsctl alias: only the target version',
+    q: 'bg.skydns.local.',
+    type: T.A,
+    answer: [
+      'bg.skydns.local. 10 CNAME v2.bg.skydns.local.',
+      'v2.bg.skydns.local. 10 A 10.0.21.1',
+      'v2.bg.skydns.local. 10 A 10.0.21.2',
+    ],
+  },
+  {
+    why: "SRV of a plain SkyDNS name record: one SRV of its own, target's addresses as glue",
+    q: 'plain.skydns.local.',
+    type: T.SRV,
+    answer: ['plain.skydns.local. 3600 SRV 10 100 0 v2.bg.skydns.local.'],
+    additional: ['v2.bg.skydns.local. 3600 A 10.0.21.1', 'v2.bg.skydns.local. 3600 A 10.0.21.2'],
+  },
+  {
+    why: '"alias" other than true is metadata, not an alias',
+    q: 'notalias.skydns.local.',
+    type: T.SRV,
+    answer: ['notalias.skydns.local. 3600 SRV 10 100 0 v2.bg.skydns.local.'],
+    additional: ['v2.bg.skydns.local. 3600 A 10.0.21.1', 'v2.bg.skydns.local. 3600 A 10.0.21.2'],
   },
   {
     why: 'MX target through a CNAME',

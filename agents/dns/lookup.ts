@@ -206,6 +206,11 @@ function aliasOf(entries: Entry[], lname: string): Entry | undefined {
   return alias;
 }
 
+/** The name holds only a record written by `dnsctl alias` (tree.find returns it alone). */
+function isAlias(entries: Entry[]): boolean {
+  return entries.length === 1 && entries[0]!.record.alias;
+}
+
 interface Section {
   answer: RR[];
   additional: RR[];
@@ -290,10 +295,12 @@ function chase(
 ): Chase | null {
   const entries = entriesAt(tree, lname, cfg);
   if (!entries) return null;
-  const own = direct(tree, owner, entries, qtype, cfg);
+  const none: Chase = { answer: [], additional: [] };
+  // A `dnsctl alias` record is a plain CNAME for every type: SRV follows it to the target's
+  // instances instead of making one SRV (port 0) of its own as a SkyDNS name record does.
+  const own = isAlias(entries) ? none : direct(tree, owner, entries, qtype, cfg);
   if (own.answer.length > 0) return own;
   const alias = aliasOf(entries, lname);
-  const none: Chase = { answer: [], additional: [] };
   if (!alias) return none;
   const target = alias.record.host;
   // `seen` holds the name we started from plus every target so far: this would be CNAME number

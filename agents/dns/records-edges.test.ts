@@ -118,6 +118,7 @@ test('fields: types, bounds and defaults, each with its exact error', () => {
     ttl: 0,
     targetstrip: 0,
     group: '',
+    alias: false,
   });
   assert.deepEqual(
     r({
@@ -140,10 +141,21 @@ test('fields: types, bounds and defaults, each with its exact error', () => {
       ttl: 2 ** 31 - 1,
       targetstrip: 127,
       group: 'g',
+      alias: false,
     },
   );
   assert.equal(r({ host: 'h', port: 0, mail: false }).mail, false);
   assert.equal(r({ text: 'only text' }).host, '');
+  // `alias` (dnsctl alias) only on a name record, only when exactly true; never an error.
+  const alias: [object, boolean][] = [
+    [{ host: 'web.local', alias: true }, true],
+    [{ host: 'web.local', alias: 'yes' }, false],
+    [{ host: 'web.local', alias: 1 }, false],
+    [{ host: 'web.local' }, false],
+    [{ host: '10.0.0.1', alias: true }, false],
+    [{ text: 't', alias: true }, false],
+  ];
+  for (const [v, want] of alias) assert.equal(r(v).alias, want, JSON.stringify(v));
 });
 
 test('formatRecord: every set field, nothing at its default', () => {

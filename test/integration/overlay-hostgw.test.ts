@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { Etcd3 } from 'etcd3';
 import { readFile } from 'node:fs/promises';
 import { startCluster, type Cluster } from '../harness/index.js';
-import { stopPid, waitFor, type StartedProcess } from '../harness/proc.js';
+import { waitFor, type StartedProcess } from '../harness/proc.js';
 import { startOverlayd, subnetEnv, waitSubnetEnv } from './overlay-helpers.js';
 
 let cluster: Cluster;
@@ -150,7 +150,7 @@ test(
       // Restart host 2's overlayd with --ip-masq=false: its NAT chain and jump go away, the
       // forward rules stay, the subnet file says so, and the container's own address arrives.
       const old = overlayds.get(h2.name)!;
-      await stopPid(old.pid, 10_000);
+      await h2.kill(old, 10_000);
       overlayds.set(h2.name, startOverlayd(h2, cluster.etcdEndpoints, ['--ip-masq=false']));
       await waitFor(
         'FLANNEL-POSTRTG removed',
@@ -170,7 +170,7 @@ test(
       await waitFor('a second connection logged', async () => (await peers()).length > mark);
       assert.ok((await peers()).includes(`peer ${c2}`), (await peers()).join('\n'));
     } finally {
-      await stopPid(listener.pid, 5000);
+      await h1.kill(listener);
     }
   },
 );

@@ -36,6 +36,7 @@ export const CORES = {
   ],
   'agents/dns/wire.ts': [
     'dist/agents/dns/wire.test.js',
+    'dist/agents/dns/wire-edges.test.js',
     'dist/agents/dns/spread.test.js',
     'dist/agents/dns/server-hardening.test.js',
     'dist/agents/dns/server.test.js',

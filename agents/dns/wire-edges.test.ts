@@ -1,0 +1,358 @@
+// Byte-level table tests for the hot-path wire reader (wire.ts), written for the survivors of
+// `npm run mutate -- dns/wire`. Messages are built here by hand to RFC 1035 / 6891 (header,
+// labels, RRs, OPT), not with dns2 or wire.ts, and answers are read back byte by byte.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  errorReply,
+  opcodeOf,
+  parseQuery,
+  patchHeader,
+  questionName,
+  recordSpans,
+  sameQuestion,
+  truncate,
+  udpLimit,
+  type Query,
+} from './wire.js';
+
+const u16 = (n: number) => [(n >> 8) & 0xff, n & 0xff];
+const u32 = (n: number) => [...u16(Math.floor(n / 0x10000)), ...u16(n & 0xffff)];
+/** Labels of a dotted name ("" = the root), uncompressed. */
+const name = (n: string) =>
+  n === '' ? [0] : [...n.split('.').flatMap((l) => [l.length, ...Buffer.from(l, 'latin1')]), 0];
+interface Msg {
+  id?: number;
+  b2?: number;
+  b3?: number;
+  qd?: number[][];
+  an?: number[][];
+  ns?: number[][];
+  ar?: number[][];
+}
+const msg = (m: Msg) =>
+  Buffer.from([
+    ...u16(m.id ?? 0x4242),
+    m.b2 ?? 0x01,
+    m.b3 ?? 0x00,
+    ...u16((m.qd ?? []).length),
+    ...u16((m.an ?? []).length),
+    ...u16((m.ns ?? []).length),
+    ...u16((m.ar ?? []).length),
+    ...(m.qd ?? []).flat(),
+    ...(m.an ?? []).flat(),
+    ...(m.ns ?? []).flat(),
+    ...(m.ar ?? []).flat(),
+  ]);
+const question = (n: string, type = 1, cls = 1) => [...name(n), ...u16(type), ...u16(cls)];
+const rr = (owner: number[], type: number, rdata: number[], ttl = 60) => [
+  ...owner,
+  ...u16(type),
+  ...u16(1),
+  ...u32(ttl),
+  ...u16(rdata.length),
+  ...rdata,
+];
+/** OPT: UDP size, extended rcode, version, DO bit. */
+const opt = (size: number, o: { version?: number; do?: boolean; ext?: number } = {}) => [
+  0,
+  ...u16(41),
+  ...u16(size),
+  o.ext ?? 0,
+  o.version ?? 0,
+  o.do ? 0x80 : 0,
+  0,
+  ...u16(0),
+];
+const parsed = (b: Buffer) => {
+  const q = parseQuery(b);
+  assert.ok(typeof q !== 'string', `parse failed: ${String(q)}`);
+  return q;
+};
+
+test('parseQuery: header bits, EDNS fields and variants, the smallest valid query', () => {
+  const q = parsed(msg({ id: 0xbeef, b2: 0x00, b3: 0x10, qd: [question('a.b', 28)] }));
+  assert.deepEqual(
+    {
+      id: q.id,
+      rd: q.rd,
+      cd: q.cd,
+      qtype: q.qtype,
+      qclass: q.qclass,
+      edns: q.edns,
+      variant: q.variant,
+    },
+    { id: 0xbeef, rd: false, cd: true, qtype: 28, qclass: 1, edns: null, variant: 0 },
+  );
+  assert.equal(q.qEnd, 12 + 5 + 4);
+  assert.equal(q.key, Buffer.from(question('a.b', 28)).toString('latin1'));
+  const rd = parsed(msg({ b2: 0x01, b3: 0x00, qd: [question('a.b')] }));
+  assert.deepEqual([rd.rd, rd.cd], [true, false]);
+  // The root name: 17 octets, the smallest message that can be a query.
+  const root = msg({ qd: [question('', 2, 3)] });
+  assert.equal(root.length, 17);
+  assert.deepEqual([parsed(root).qtype, parsed(root).qclass, parsed(root).qEnd], [2, 3, 17]);
+  assert.equal(questionName(root), '.');
+  assert.equal(parseQuery(root.subarray(0, 16)), 'shorter than header and question');
+
+  const table: [number[], Query['edns'], number][] = [
+    [opt(4096), { size: 4096, do: false, version: 0 }, 1],
+    [opt(1232, { do: true }), { size: 1232, do: true, version: 0 }, 2],
+    [opt(100), { size: 512, do: false, version: 0 }, 1], // below 512 counts as 512
+    [opt(512), { size: 512, do: false, version: 0 }, 1],
+    [opt(65_535, { version: 1 }), { size: 65_535, do: false, version: 1 }, 1],
+  ];
+  for (const [o, edns, variant] of table) {
+    const e = parsed(msg({ qd: [question('a.b')], ar: [o] }));
+    assert.deepEqual([e.edns, e.variant], [edns, variant], JSON.stringify(o));
+  }
+  // OPT after another additional record (a TSIG-like RR), and records in answer/authority.
+  const other = rr(name('k'), 250, [1, 2, 3]);
+  const mixed = parsed(
+    msg({
+      qd: [question('a.b')],
+      an: [rr(name('a.b'), 1, [1, 2, 3, 4])],
+      ns: [other],
+      ar: [other, opt(2048)],
+    }),
+  );
+  assert.deepEqual(mixed.edns, { size: 2048, do: false, version: 0 });
+  assert.equal(parsed(msg({ qd: [question('a.b')], ar: [other] })).edns, null);
+});
+
+test('parseQuery: each malformation has its reason', () => {
+  const long = (n: number) => Array.from({ length: n }, () => 'a'.repeat(63)).join('.');
+  // 4 labels of 63 = 256 octets with the root: one too many; 3 labels + one of 61 = 255.
+  const max = `${long(3)}.${'b'.repeat(61)}`;
+  assert.equal(name(max).length, 255);
+  assert.equal(parsed(msg({ qd: [question(max)] })).qEnd, 12 + 255 + 4);
+  const cut = (b: Buffer, n: number) => b.subarray(0, b.length - n);
+  const q = question('a.b');
+  const table: [Buffer, string][] = [
+    [msg({ b2: 0x81, qd: [q] }), 'not a query (QR set)'],
+    [msg({ qd: [q, q] }), 'question count is not 1'],
+    [
+      msg({ qd: [question(`${long(3)}.${'b'.repeat(62)}`)] }),
+      'question name longer than 255 octets',
+    ],
+    [msg({ qd: [[0x40, 0x61, 0, 0, 1, 0, 1]] }), 'compressed or invalid label in question'],
+    [msg({ qd: [[0x80, 0x61, 0, 0, 1, 0, 1]] }), 'compressed or invalid label in question'],
+    [msg({ qd: [[0xc0, 0x0c, 0, 1, 0, 1]] }), 'compressed or invalid label in question'],
+    [msg({ qd: [[3, 0x61, 0x2e, 0x62, 0, 0, 1, 0, 1]] }), 'question label holds "." "/" or "\\"'],
+    [msg({ qd: [[3, 0x61, 0x2f, 0x62, 0, 0, 1, 0, 1]] }), 'question label holds "." "/" or "\\"'],
+    [msg({ qd: [[3, 0x61, 0x5c, 0x62, 0, 0, 1, 0, 1]] }), 'question label holds "." "/" or "\\"'],
+    [
+      msg({ qd: [[3, 0x61, 0x62, 0x63, 3, 0x61]] }).subarray(0, 12 + 6),
+      'question name runs past the end',
+    ],
+    [cut(msg({ qd: [q] }), 1), 'question type/class runs past the end'],
+    [
+      cut(msg({ qd: [q], an: [rr(name('a'), 1, [1, 2, 3, 4])] }), 1),
+      'record section runs past the end',
+    ],
+    [
+      cut(msg({ qd: [q], ns: [rr(name('a'), 1, [1, 2, 3, 4])] }), 1),
+      'record section runs past the end',
+    ],
+    [cut(msg({ qd: [q], ar: [opt(1232)] }), 1), 'additional section runs past the end'],
+    [msg({ qd: [q], ar: [opt(1232), opt(4096)] }), 'more than one OPT record'],
+    // An RR whose name is a pointer cut in half, and one whose fixed fields are cut.
+    [
+      Buffer.concat([msg({ qd: [q] }), Buffer.from([0xc0])])
+        .fill(0, 6, 8)
+        .fill(1, 11, 12),
+      'additional section runs past the end',
+    ],
+    [
+      Buffer.concat([msg({ qd: [q] }), Buffer.from([0, 0, 41, 4])]).fill(1, 11, 12),
+      'additional section runs past the end',
+    ],
+  ];
+  for (const [b, reason] of table) assert.equal(parseQuery(b), reason, b.toString('hex'));
+  // A name at exactly the end: the fixed part of the question is missing.
+  assert.equal(
+    parseQuery(msg({ qd: [[1, 0x61, 0, 0, 1, 0]] })),
+    'question type/class runs past the end',
+  );
+});
+
+test('sameQuestion folds only A-Z, and needs one plain question in both', () => {
+  const a = msg({ qd: [question('Az.b')] });
+  const table: [Buffer, boolean][] = [
+    [msg({ id: 1, qd: [question('aZ.B')] }), true],
+    [msg({ qd: [question('Az.b', 1, 3)] }), false], // another class
+    [msg({ qd: [question('Az.b', 28)] }), false],
+    [msg({ qd: [question('A{.b')] }), false], // '{' is not 'Z' lower-cased
+    [msg({ qd: [question('A@.b')] }), false],
+    [msg({ qd: [question('Az.b'), question('x')] }), false],
+    [a.subarray(0, 11), false],
+  ];
+  for (const [b, want] of table) assert.equal(sameQuestion(a, b), want, b.toString('hex'));
+  assert.equal(
+    sameQuestion(msg({ qd: [question('A[.b')] }), msg({ qd: [question('a{.b')] })),
+    false,
+  );
+  assert.equal(sameQuestion(msg({ qd: [question('@.b')] }), msg({ qd: [question('`.b')] })), false);
+  assert.equal(
+    sameQuestion(msg({ qd: [[0xc0, 0x0c, 0, 1, 0, 1]] }), msg({ qd: [[0xc0, 0x0c, 0, 1, 0, 1]] })),
+    false,
+  );
+  assert.equal(
+    sameQuestion(
+      msg({ qd: [question('x'), question('x')] }),
+      msg({ qd: [question('x'), question('x')] }),
+    ),
+    false,
+  );
+  assert.equal(sameQuestion(msg({ qd: [question('a.b')] }).subarray(0, 11), a), false);
+});
+
+test('opcode, UDP limit and the header patch of a cache hit', () => {
+  for (const op of [0, 1, 2, 4, 5, 15])
+    assert.equal(opcodeOf(msg({ b2: (op << 3) | 0x05, qd: [question('a')] })), op);
+  const q = parsed(msg({ qd: [question('a')] }));
+  const table: [Query['edns'], number][] = [
+    [null, 512],
+    [{ size: 512, do: false, version: 0 }, 512],
+    [{ size: 1232, do: false, version: 0 }, 1232],
+    [{ size: 4096, do: false, version: 0 }, 4096],
+    [{ size: 4097, do: false, version: 0 }, 4096],
+    [{ size: 65_535, do: true, version: 0 }, 4096],
+  ];
+  for (const [edns, limit] of table) assert.equal(udpLimit({ ...q, edns }), limit);
+  // Every other header bit of the cached answer is kept: QR, opcode, AA, TC; RA, Z, AD, rcode.
+  const cached = msg({
+    id: 1,
+    b2: 0x80 | (2 << 3) | 0x04 | 0x02 | 0x01,
+    b3: 0x80 | 0x40 | 0x20 | 0x03,
+    qd: [question('a')],
+  });
+  const out = Buffer.from(cached);
+  patchHeader(out, cached, { ...q, id: 0xabcd, rd: false, cd: true });
+  assert.deepEqual([...out.subarray(0, 4)], [0xab, 0xcd, 0x96, 0xf3]);
+  patchHeader(out, cached, { ...q, id: 0x0102, rd: true, cd: false });
+  assert.deepEqual([...out.subarray(0, 4)], [0x01, 0x02, 0x97, 0xe3]);
+  assert.deepEqual(out.subarray(4), cached.subarray(4));
+});
+
+test('errorReply: header, question and OPT, byte for byte', () => {
+  // Request: opcode 2, AA, TC and RD set (a client should not, but they are not echoed), CD set,
+  // one answer record and an OPT with DO.
+  const req = msg({
+    id: 0x0102,
+    b2: (2 << 3) | 0x04 | 0x02 | 0x01,
+    b3: 0x10 | 0x20,
+    qd: [question('x.y')],
+    an: [rr(name('x.y'), 1, [1, 2, 3, 4])],
+    ar: [opt(4096, { do: true })],
+  });
+  const q = parsed(req);
+  const qbytes = question('x.y');
+  const badvers = errorReply(req, q, 16, true);
+  assert.deepEqual(
+    [...badvers],
+    [
+      0x01,
+      0x02,
+      0x80 | (2 << 3) | 0x01,
+      0x80 | 0x10 | 0,
+      ...u16(1),
+      ...u16(0),
+      ...u16(0),
+      ...u16(1),
+      ...qbytes,
+      0,
+      ...u16(41),
+      ...u16(1232),
+      1,
+      0,
+      0x80,
+      0,
+      ...u16(0),
+    ],
+  );
+  const refused = errorReply(req, q, 5, false);
+  assert.deepEqual([...refused.subarray(2, 4)], [(2 << 3) | 0x81, 0x10 | 5]);
+  assert.deepEqual(
+    [...refused.subarray(refused.length - 11)],
+    [0, ...u16(41), ...u16(1232), 0, 0, 0x80, 0, ...u16(0)],
+  );
+  const plainReq = msg({ id: 7, b2: 0x01, qd: [question('x.y')] });
+  const plain = errorReply(plainReq, parsed(plainReq), 2, true);
+  assert.deepEqual(
+    [...plain],
+    [0, 7, 0x81, 0x82, ...u16(1), ...u16(0), ...u16(0), ...u16(0), ...qbytes],
+  );
+  const noDo = msg({ qd: [question('x.y')], ar: [opt(1232)] });
+  assert.deepEqual([...errorReply(noDo, parsed(noDo), 16, false).subarray(-6, -2)], [1, 0, 0, 0]);
+});
+
+test('truncate: whole answers that fit, authority and non-OPT additionals dropped, TC set', () => {
+  const q = question('a.b');
+  const a = (i: number) => rr([0xc0, 12], 1, [10, 0, 0, i]); // 16 octets each
+  const ns = rr([0xc0, 12], 2, name('ns.a.b'));
+  const glue = rr(name('ns.a.b'), 1, [10, 9, 9, 9]);
+  const full = msg({
+    b2: 0x85,
+    b3: 0x80,
+    qd: [q],
+    an: [a(1), a(2), a(3)],
+    ns: [ns],
+    ar: [glue, opt(1232)],
+  });
+  const head = 12 + q.length;
+  const table: [number, number, boolean][] = [
+    // limit → answers kept
+    [full.length, 3, false],
+    [head + 3 * 16 + 11, 3, true],
+    [head + 3 * 16 + 10, 2, true],
+    [head + 2 * 16 + 11, 2, true],
+    [head + 11, 0, true],
+  ];
+  for (const [limit, kept, tc] of table) {
+    const out = truncate(full, limit);
+    if (!tc) {
+      assert.equal(out, full, 'a message that fits is returned as it is');
+      continue;
+    }
+    assert.ok(out.length <= limit, `${out.length} <= ${limit}`);
+    assert.equal(out[2], 0x85 | 0x02, 'TC set, the rest kept');
+    assert.deepEqual(
+      [out.readUInt16BE(6), out.readUInt16BE(8), out.readUInt16BE(10)],
+      [kept, 0, 1],
+    );
+    assert.deepEqual(
+      [...out.subarray(head, head + kept * 16)],
+      [a(1), a(2), a(3)].slice(0, kept).flat(),
+    );
+    assert.deepEqual([...out.subarray(out.length - 11)], opt(1232), 'the OPT stays, last');
+  }
+  // Without an OPT: nothing rides along, and a non-OPT last additional is dropped.
+  const bare = msg({ qd: [q], an: [a(1), a(2)], ar: [glue] });
+  const cut = truncate(bare, head + 16);
+  assert.deepEqual([cut.readUInt16BE(6), cut.readUInt16BE(10), cut.length], [1, 0, head + 16]);
+  assert.throws(
+    () => truncate(Buffer.concat([bare, Buffer.alloc(600)]).fill(9, 6, 8), 512),
+    /not a well-formed message/,
+  );
+});
+
+test('recordSpans: each record with its range, type and RDATA offset; null when cut', () => {
+  const q = question('a.b');
+  const a1 = rr([0xc0, 12], 1, [10, 0, 0, 1]);
+  const srv = rr(name('_s._tcp.a.b'), 33, [0, 10, 0, 5, 0, 80, ...name('t.a.b')]);
+  const m = msg({ qd: [q], an: [a1, srv], ar: [opt(1232)] });
+  const s0 = 12 + q.length;
+  const s1 = s0 + a1.length;
+  const s2 = s1 + srv.length;
+  assert.deepEqual(recordSpans(m), [
+    { start: s0, end: s1, type: 1, rdata: s0 + 2 + 10 },
+    { start: s1, end: s2, type: 33, rdata: s1 + name('_s._tcp.a.b').length + 10 },
+    { start: s2, end: s2 + 11, type: 41, rdata: s2 + 1 + 10 },
+  ]);
+  assert.deepEqual(recordSpans(msg({ qd: [q] })), []);
+  assert.equal(recordSpans(m.subarray(0, 11)), null);
+  assert.equal(recordSpans(m.subarray(0, m.length - 1)), null);
+  assert.equal(recordSpans(m.subarray(0, 12 + q.length - 1)), null, 'question cut');
+  assert.equal(recordSpans(m.subarray(0, s0 + 1)), null);
+});

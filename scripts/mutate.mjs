@@ -44,6 +44,7 @@ export const CORES = {
   'agents/dns/lookup.ts': [
     'dist/agents/dns/lookup.test.js',
     'dist/agents/dns/lookup-edges.test.js',
+    'dist/agents/dns/lookup-helpers.test.js',
     'dist/agents/dns/cname-rules.test.js',
     'dist/agents/dns/server-hardening.test.js',
   ],

@@ -356,3 +356,149 @@ test('recordSpans: each record with its range, type and RDATA offset; null when 
   assert.equal(recordSpans(m.subarray(0, 12 + q.length - 1)), null, 'question cut');
   assert.equal(recordSpans(m.subarray(0, s0 + 1)), null);
 });
+
+test('record names in a query: label types, 255-octet bound, and what counts as the OPT', () => {
+  const q = question('a.b');
+  const rrWith = (owner: number[], type = 1) => rr(owner, type, [1, 2, 3, 4]);
+  const label = (n: number, c = 0x61) => [n, ...Array<number>(n).fill(c)];
+  const n255 = [...label(63), ...label(63), ...label(63), ...label(61), 0];
+  const n257 = [...label(63), ...label(63), ...label(63), ...label(63), 0];
+  assert.equal(n255.length, 255);
+  assert.equal(parsed(msg({ qd: [q], ar: [rrWith(n255)] })).edns, null);
+  assert.equal(parsed(msg({ qd: [q], an: [rrWith(n255)] })).qtype, 1);
+  const table: [Msg, string][] = [
+    [{ qd: [q], ar: [rrWith(n257)] }, 'additional section runs past the end'],
+    [{ qd: [q], an: [rrWith(n257)] }, 'record section runs past the end'],
+    // 0x40 and 0x80 label types are reserved: not a label of 64 or 128 octets.
+    [
+      { qd: [q], ar: [rrWith([0x40, ...Array<number>(64).fill(0x61), 0])] },
+      'additional section runs past the end',
+    ],
+    [
+      { qd: [q], ar: [rrWith([0x80, ...Array<number>(128).fill(0x61), 0])] },
+      'additional section runs past the end',
+    ],
+  ];
+  for (const [m, reason] of table) assert.equal(parseQuery(msg(m)), reason);
+  // A pointer is two octets: cut after its first one, the record does not parse.
+  const cutPtr = Buffer.concat([msg({ qd: [q] }), Buffer.from([0xc0])]);
+  cutPtr.writeUInt16BE(1, 6);
+  assert.equal(parseQuery(cutPtr), 'record section runs past the end');
+  const okPtr = msg({ qd: [q], an: [rrWith([0xc0, 12])] });
+  assert.equal(parsed(okPtr).qEnd, 12 + q.length);
+  // Only a root-named type-41 record is the OPT.
+  assert.equal(parsed(msg({ qd: [q], ar: [rrWith([0])] })).edns, null, 'root-named A record');
+  assert.equal(
+    parsed(msg({ qd: [q], ar: [rrWith([2, 0, 41, 0])] })).edns,
+    null,
+    'name bytes 00 29',
+  );
+  assert.equal(
+    parsed(msg({ qd: [q], ar: [rrWith(name('k'), 41)] })).edns,
+    null,
+    'type 41, not root',
+  );
+});
+
+test('question labels: only ".", "/" and "\\" inside a label are refused, nowhere else', () => {
+  const label = (s: string) => [s.length, ...Buffer.from(s, 'latin1')];
+  const ok: number[][] = [
+    // Label lengths that are the bytes of "." (46), "/" (47) and "\\" (92).
+    [...label('a'.repeat(46)), 0, ...u16(1), ...u16(1)],
+    [...label('a'.repeat(47)), 0, ...u16(1), ...u16(1)],
+    [...label('a'.repeat(92 - 63)), ...label('b'.repeat(63)), 0, ...u16(1), ...u16(1)],
+    [
+      ...label('a'.repeat(63)),
+      ...label('c'.repeat(63)),
+      ...label('d'.repeat(92 - 63)),
+      0,
+      ...u16(1),
+      ...u16(1),
+    ],
+    // Type and class bytes that are those characters: NSEC (47), type 0x2e2e, class 0x5c.
+    [...label('a'), 0, ...u16(47), ...u16(1)],
+    [...label('a'), 0, ...u16(0x2e2e), ...u16(0x5c)],
+  ];
+  for (const qd of ok) parsed(msg({ qd: [qd] }));
+  assert.equal(
+    parsed(msg({ qd: [[...label('a'.repeat(46)), 0, ...u16(1), ...u16(1)]] })).qEnd,
+    12 + 48 + 4,
+  );
+  for (const bad of ['ab.', '.ab', 'a/', '\\', 'x.y'])
+    assert.equal(
+      parseQuery(msg({ qd: [[...label(bad), 0, ...u16(1), ...u16(1)]] })),
+      'question label holds "." "/" or "\\"',
+      bad,
+    );
+  // The check stays inside the message even when the label claims more octets than there are.
+  assert.equal(
+    parseQuery(msg({ qd: [[40, 0x61, 0x61, 0x61, 0x61, 0x61]] })),
+    'question name runs past the end',
+  );
+});
+
+test('sameQuestion: names cut short or compressed never match, even themselves; folding bounds', () => {
+  const head = msg({ qd: [] }).fill(0, 4, 12);
+  head.writeUInt16BE(1, 4);
+  const noEnd = Buffer.concat([head, Buffer.from([3, 0x61, 0x62, 0x63])]);
+  assert.equal(sameQuestion(noEnd, noEnd), false, 'name without its terminating zero');
+  const full = msg({ qd: [question('abc')] });
+  const cut = full.subarray(0, full.length - 2);
+  assert.equal(sameQuestion(cut, cut), false, 'type/class cut');
+  assert.equal(sameQuestion(full, cut), false);
+  assert.equal(sameQuestion(cut, full), false);
+  const ptr = Buffer.concat([msg({ qd: [[0xc0, 0x0c, 0, 1, 0, 1]] }), Buffer.alloc(300, 1)]);
+  assert.equal(sameQuestion(ptr, Buffer.from(ptr)), false, 'a compressed question name');
+  const hdr = Buffer.from(full.subarray(0, 12));
+  assert.equal(sameQuestion(hdr, hdr), false, 'a header alone');
+  const one = (s: string) => msg({ qd: [question(s)] });
+  const table: [string, string, boolean][] = [
+    ['Z', 'z', true],
+    ['z', 'Z', true],
+    ['A', 'a', true],
+    ['a', 'A', true],
+    ['{', '[', false],
+    ['[', '{', false],
+    ['@', '`', false],
+    ['`', '@', false],
+  ];
+  for (const [x, y, want] of table) assert.equal(sameQuestion(one(x), one(y)), want, `${x} ${y}`);
+});
+
+test('truncate: answers only (never authority) count as kept; the last additional is the OPT only if it is one', () => {
+  const q = question('a.b');
+  const a = (i: number) => rr([0xc0, 12], 1, [10, 0, 0, i]);
+  const ns = rr([0xc0, 12], 2, name('ns.a.b'));
+  const rootA = rr([0], 1, [10, 9, 9, 9]);
+  const full = msg({ qd: [q], an: [a(1), a(2)], ns: [ns], ar: [rootA, opt(1232)] });
+  const out = truncate(full, full.length - 1);
+  assert.deepEqual([out.readUInt16BE(6), out.readUInt16BE(8), out.readUInt16BE(10)], [2, 0, 1]);
+  assert.equal(out.length, 12 + q.length + 32 + 11);
+  const noOpt = msg({ qd: [q], an: [a(1), a(2)], ar: [rootA] });
+  const cut = truncate(noOpt, noOpt.length - 1);
+  assert.deepEqual(
+    [cut.readUInt16BE(6), cut.readUInt16BE(10), cut.length],
+    [2, 0, 12 + q.length + 32],
+  );
+  const odd = msg({ qd: [q], an: [a(1), a(2)], ar: [rr([2, 0, 41, 0], 1, [1, 2, 3, 4])] });
+  const cut2 = truncate(odd, odd.length - 1);
+  assert.deepEqual([cut2.readUInt16BE(10), cut2.length], [0, 12 + q.length + 32]);
+});
+
+test('recordSpans: header-only messages, a cut question, authority records', () => {
+  assert.equal(recordSpans(Buffer.alloc(11)), null);
+  assert.deepEqual(recordSpans(Buffer.alloc(12)), []);
+  const q = question('a.b');
+  assert.equal(recordSpans(msg({ qd: [q] }).subarray(0, 12 + q.length - 1)), null);
+  assert.equal(recordSpans(msg({ qd: [q] }).subarray(0, 12 + q.length - 4)), null);
+  const a1 = rr([0xc0, 12], 1, [10, 0, 0, 1]);
+  const ns = rr([0xc0, 12], 2, name('ns.a.b'));
+  const spans = recordSpans(msg({ qd: [q], an: [a1], ns: [ns] }))!;
+  assert.deepEqual(
+    spans.map((s) => [s.type, s.end - s.start]),
+    [
+      [1, a1.length],
+      [2, ns.length],
+    ],
+  );
+});

@@ -311,7 +311,9 @@ export class EtcdClient implements EtcdKv {
         timeoutMs,
       );
       session.once('error', fail);
-      session.once('connect', () => {
+      // Connected once etcd's SETTINGS arrive: over plain TCP 'connect' fires without a word
+      // from the server, so a port that accepts and stays mute would pass as a member.
+      session.once('remoteSettings', () => {
         clearTimeout(timer);
         session.off('error', fail);
         this.adopt(ep, session);

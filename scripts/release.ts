@@ -26,6 +26,7 @@ import {
 } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { nodeFlags } from '../agents/common/node-flags.js';
 
 export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -39,8 +40,14 @@ export function readPkg(root = REPO): Pkg {
   return JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as Pkg;
 }
 
-/** The wrapper for one command: the bundled runtime on the bundled script, with a compile cache. */
+/**
+ * The wrapper for one command: the bundled runtime, with the command's Node flags
+ * (agents/common/node-flags.ts), on the bundled script, with a compile cache.
+ */
 export function wrapper(cmd: string, script: string): string {
+  const flags = nodeFlags(cmd)
+    .map((f) => `${f} `)
+    .join('');
   return `#!/bin/sh
 # Flotilla ${cmd}: the bundled Node.js runtime on the bundled agent (this release's layout).
 here=$(dirname "$(readlink -f "$0")")/..
@@ -50,7 +57,7 @@ if [ -z "\${NODE_COMPILE_CACHE:-}" ]; then
   else NODE_COMPILE_CACHE=\${XDG_CACHE_HOME:-$HOME/.cache}/flotilla/node-compile-cache; fi
   export NODE_COMPILE_CACHE
 fi
-exec "$here/node/bin/node" "$here/app/${script}" "$@"
+exec "$here/node/bin/node" ${flags}"$here/app/${script}" "$@"
 `;
 }
 

@@ -1,8 +1,8 @@
 /**
- * etcd access shared by every agent: the flags (`--etcd-endpoints` and the TLS files, with
- * ETCDCTL_* / FLANNELD_* env equivalents), validation that turns a bad endpoint or missing TLS
- * file into a one-line error, and a connected `Etcd3` client that only talks to members that
- * have a leader (see `leaderAwareOptions`).
+ * The etcd3 (gRPC) client of dnsd, announce, dnsctl and logsd: a connected `Etcd3` that only
+ * talks to members that have a leader (see `leaderAwareOptions`). The flags, their validation
+ * and the permission errors live in etcd-settings.ts (re-exported here). overlayd uses our own
+ * lighter client instead (etcd-client.ts); the others can move to it the same way.
  */
 // Before etcd3: it builds its gRPC client at import time (see etcd-proto.ts).
 import './etcd-proto.js';
@@ -119,43 +119,6 @@ export function leaderAwareOptions(): Pick<
       watchBackoff: doubling(250, 1000) as never,
     },
   };
-}
-
-/**
- * One lease keep-alive round trip: resolves the lease's remaining TTL in seconds (0 = the lease
- * is gone). Each attempt opens a fresh stream (the pool picks a member, skipping ones marked
- * failed) and gives up after `timeoutMs`; a member without a leader refuses it at once, so
- * the next attempt goes elsewhere. Rejects with the last error after `attempts` tries.
- */
-export async function keepAliveOnce(
-  client: Etcd3,
-  id: string,
-  { attempts = 3, timeoutMs = 3000 } = {},
-): Promise<number> {
-  let last: unknown;
-  for (let i = 0; i < attempts; i++) {
-    try {
-      const stream = await client.leaseClient.leaseKeepAlive();
-      let timer: NodeJS.Timeout | undefined;
-      try {
-        return await new Promise<number>((resolve, reject) => {
-          timer = setTimeout(
-            () => reject(new Error(`no keep-alive answer within ${timeoutMs} ms`)),
-            timeoutMs,
-          );
-          stream.on('data', (res: { TTL: string }) => resolve(Number(res.TTL)));
-          stream.on('error', reject);
-          stream.write({ ID: id });
-        });
-      } finally {
-        clearTimeout(timer);
-        stream.end();
-      }
-    } catch (err) {
-      last = err;
-    }
-  }
-  throw last instanceof Error ? last : new Error(errorMessage(last));
 }
 
 /** Creates the client (no I/O yet). */

@@ -12,8 +12,11 @@ export function startOverlayd(h: Host, endpoints: string[], extra: string[] = []
   return h.spawn(
     [
       process.execPath,
-      // As the units run it (release bin/ wrapper).
-      ...nodeFlags('overlayd'),
+      // As the units run it (release bin/ wrapper); OVERLAYD_NODE_FLAGS replaces them, for
+      // measuring another choice ("" = none).
+      ...(process.env['OVERLAYD_NODE_FLAGS'] !== undefined
+        ? process.env['OVERLAYD_NODE_FLAGS'].split(' ').filter(Boolean)
+        : nodeFlags('overlayd')),
       ...(process.env['OVERLAYD_PROF']
         ? ['--cpu-prof', `--cpu-prof-dir=${process.env['OVERLAYD_PROF']}`]
         : []),

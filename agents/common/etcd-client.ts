@@ -138,8 +138,6 @@ class Endpoint {
   session: http2.ClientHttp2Session | undefined;
   connecting: Promise<http2.ClientHttp2Session> | undefined;
   failedUntil = 0;
-  /** Streams open on the current session: the session keeps the process alive only while > 0. */
-  active = 0;
   constructor(readonly url: URL) {}
   get name(): string {
     return this.url.origin;
@@ -243,6 +241,8 @@ export class EtcdClient implements EtcdKv {
   private current = 0;
   private closed = false;
   private readonly watches = new Set<EtcdWatch>();
+  /** Streams open per session: a session keeps the process alive only while it has some. */
+  private readonly openStreams = new WeakMap<http2.ClientHttp2Session, number>();
   readonly deadlineMs: number;
   private readonly dialTimeoutMs: number;
   private readonly pingIntervalMs: number;
@@ -301,7 +301,10 @@ export class EtcdClient implements EtcdKv {
         ...(this.o.cert ? { cert: this.o.cert, key: this.o.key } : {}),
         settings: { enablePush: false, initialWindowSize: 1 << 20 },
       });
+      let settled = false;
       const fail = (err: Error) => {
+        if (settled) return;
+        settled = true;
         clearTimeout(timer);
         session.destroy();
         reject(new EtcdTransportError(errorMessage(err), false, ep.name));
@@ -311,9 +314,12 @@ export class EtcdClient implements EtcdKv {
         timeoutMs,
       );
       session.once('error', fail);
+      session.once('close', () => fail(new Error(`${ep.name} closed the connection`)));
       // Connected once etcd's SETTINGS arrive: over plain TCP 'connect' fires without a word
       // from the server, so a port that accepts and stays mute would pass as a member.
       session.once('remoteSettings', () => {
+        if (settled) return;
+        settled = true;
         clearTimeout(timer);
         session.off('error', fail);
         this.adopt(ep, session);
@@ -332,7 +338,7 @@ export class EtcdClient implements EtcdKv {
       return;
     }
     ep.session = session;
-    ep.active = 0;
+    this.openStreams.set(session, 0);
     session.unref();
     session.setLocalWindowSize(8 << 20);
     // Errors end the session; its streams report them and the next call reconnects.
@@ -385,9 +391,13 @@ export class EtcdClient implements EtcdKv {
       if (ep.session === session) ep.session = undefined;
       throw new EtcdTransportError(errorMessage(err), false, ep.name);
     }
-    if (ep.active++ === 0 && ep.session === session) session.ref();
+    const open = this.openStreams.get(session) ?? 0;
+    this.openStreams.set(session, open + 1);
+    if (open === 0) session.ref();
     return new GrpcCall(req, ep.name, onMessage, (err) => {
-      if (--ep.active === 0 && ep.session === session && !session.destroyed) session.unref();
+      const left = (this.openStreams.get(session) ?? 1) - 1;
+      this.openStreams.set(session, left);
+      if (left === 0 && !session.destroyed) session.unref();
       onEnd(err);
     });
   }

@@ -7,6 +7,7 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { Etcd3 } from 'etcd3';
 import { freePort, startLocalEtcd, waitFor, type LocalEtcd } from '../harness/index.js';
@@ -158,6 +159,34 @@ test('a watch whose connection is cut mid-stream resumes: every change once, in 
   );
   assert.ok(connects >= 2, `the watch was registered again after the cut (${connects})`);
   await w.cancel();
+});
+
+test('a pending call keeps the process alive, an idle client does not (also after a reconnect)', async () => {
+  await etcd.put('/ref/k').value('v');
+  const link = await relay(local.endpoints[0]!);
+  const mod = new URL('../../agents/common/etcd-client.js', import.meta.url).href;
+  // No close(): the child must exit by itself once idle, and must not exit while a call waits.
+  const script = `
+    const { createEtcdClient } = await import(${JSON.stringify(mod)});
+    const c = createEtcdClient({ etcdEndpoints: [${JSON.stringify(link.endpoint)}] });
+    console.log('1:' + (await c.getString('/ref/k')));
+    setTimeout(async () => console.log('2:' + (await c.getString('/ref/k'))), 500);`;
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script]);
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => {
+    out += d.toString();
+    if (out.includes('1:')) link.cut();
+  });
+  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+  const code = await new Promise<number | null>((resolve) => {
+    const t = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    child.on('exit', (c) => {
+      clearTimeout(t);
+      resolve(c);
+    });
+  });
+  assert.equal(out, '1:v\n2:v\n');
+  assert.equal(code, 0, 'exited by itself, not killed');
 });
 
 test('failover: a refusing and a silent endpoint are passed over within the deadline', async () => {

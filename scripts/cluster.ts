@@ -13,6 +13,7 @@ import { ensureDevBin } from './dev-bin.js';
 import {
   aggregatorUrl,
   demonstrate,
+  etcdctlArgv,
   logSecrets,
   parseLeases,
   REPO,
@@ -37,14 +38,31 @@ function usage(asked = false): never {
   process.exit(asked ? 0 : 2);
 }
 
+/** The operator's etcd certificate (user root) of a secure etcd, for etcdctl and the CLIs. */
+function operatorTls(pki: string | undefined) {
+  return pki
+    ? {
+        caFile: join(pki, 'ca.pem'),
+        certFile: join(pki, 'root.pem'),
+        keyFile: join(pki, 'root-key.pem'),
+      }
+    : undefined;
+}
+
 function printAccess(c: {
   dir: string;
   hosts: { name: string; ip: string; dockerSocket?: string | undefined }[];
   etcdEndpoints: string[];
+  etcdPki?: string | undefined;
 }): void {
   const lines = [
     '',
-    `etcd: ${c.etcdEndpoints.join(',')}   (etcdctl --endpoints ${c.etcdEndpoints[0]} get --prefix /coreos.com/network)`,
+    `etcd: ${c.etcdEndpoints.join(',')}   (${c.etcdPki ? 'TLS, client certificates; ' : ''}after the env line below: etcdctl get --prefix /coreos.com/network)`,
+    ...(c.etcdPki
+      ? [
+          `      certificates: ${c.etcdPki} (root.pem: the operator's; each host's agents use their own, in ${join(c.dir, 'etc/flotilla/etcd')})`,
+        ]
+      : []),
     ...(c.hosts[0]
       ? [`logs: ${aggregatorUrl(c.hosts)}   (logs --server URL, or LOGS_SERVER)`]
       : []),
@@ -110,6 +128,7 @@ async function up(): Promise<void> {
     dir: cluster.dir,
     hosts: cluster.state.hosts,
     etcdEndpoints: cluster.etcdEndpoints,
+    etcdPki: cluster.etcdPki,
   });
   ensureDevBin(REPO);
   process.stdout.write(
@@ -133,7 +152,7 @@ function status(): void {
   } catch {
     /* started before Prometheus was part of the local cluster */
   }
-  printLeases(s.etcdEndpoints);
+  printLeases(s.etcdEndpoints, s.etcdPki);
   process.stdout.write('processes:\n');
   for (const p of s.pids)
     process.stdout.write(
@@ -142,19 +161,18 @@ function status(): void {
 }
 
 /** The subnet leases, read with etcdctl from the root namespace (which reaches etcd). */
-function printLeases(endpoints: string[]): void {
-  const r = spawnSync(
-    'etcdctl',
-    [
-      '--endpoints',
-      endpoints.join(','),
-      '--dial-timeout=2s',
-      'get',
-      '--prefix',
-      '/coreos.com/network/subnets/',
-    ],
-    { encoding: 'utf8', timeout: 5000, env: { ...process.env, ETCDCTL_API: '3' } },
-  );
+function printLeases(endpoints: string[], pki: string | undefined): void {
+  const [cmd, ...args] = etcdctlArgv({ etcdEndpoints: endpoints, etcdPki: pki }, 'root', [
+    '--dial-timeout=2s',
+    'get',
+    '--prefix',
+    '/coreos.com/network/subnets/',
+  ]);
+  const r = spawnSync(cmd!, args, {
+    encoding: 'utf8',
+    timeout: 5000,
+    env: { ...process.env, ETCDCTL_API: '3' },
+  });
   if (r.status !== 0) {
     process.stdout.write(
       `subnet leases: etcd not answering (${(r.stderr || r.error?.message || '').trim().split('\n')[0]})\n`,
@@ -188,6 +206,7 @@ function env(args: string[]): void {
       etcdEndpoints: s.etcdEndpoints,
       logsServer: aggregatorUrl(s.hosts),
       logsTokenFile: logSecrets(s).tokenFile,
+      etcdTls: operatorTls(s.etcdPki),
       binDir: ensureDevBin(REPO),
     }),
   );

@@ -9,6 +9,7 @@
  * The agents themselves run inside the hosts; a command that must run in a host's network
  * namespace goes through `npm run cluster -- exec HOST -- CMD`, which keeps this environment.
  */
+import { join } from 'node:path';
 import { shQuote } from './dev-bin.js';
 
 export interface EnvHost {
@@ -20,6 +21,18 @@ export interface EnvHost {
 /** The host a user means by "2", "h2" or "fltdemo-h2"; undefined when none matches. */
 export function findHost<H extends { name: string }>(hosts: H[], arg: string): H | undefined {
   return hosts.find((h, i) => arg === String(i + 1) || arg === `h${i + 1}` || arg === h.name);
+}
+
+/** The operator's certificate (etcd user root) in a secure etcd's `pki`; undefined if plain. */
+export function operatorEtcdTls(
+  pki: string | undefined,
+): { caFile: string; certFile: string; keyFile: string } | undefined {
+  if (!pki) return undefined;
+  return {
+    caFile: join(pki, 'ca.pem'),
+    certFile: join(pki, 'root.pem'),
+    keyFile: join(pki, 'root-key.pem'),
+  };
 }
 
 /** The exports for `eval`, one per line, with a comment saying what they do. */

@@ -8,7 +8,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadState, teardown, alive, type Cluster } from '../test/harness/index.js';
 import { requireSupportedNode } from '../agents/common/agent.js';
-import { envScript, evalHint, findHost } from './cluster-env.js';
+import { envScript, evalHint, findHost, operatorEtcdTls } from './cluster-env.js';
 import { ensureDevBin } from './dev-bin.js';
 import {
   aggregatorUrl,
@@ -36,17 +36,6 @@ const USAGE =
 function usage(asked = false): never {
   (asked ? process.stdout : process.stderr).write(USAGE);
   process.exit(asked ? 0 : 2);
-}
-
-/** The operator's etcd certificate (user root) of a secure etcd, for etcdctl and the CLIs. */
-function operatorTls(pki: string | undefined) {
-  return pki
-    ? {
-        caFile: join(pki, 'ca.pem'),
-        certFile: join(pki, 'root.pem'),
-        keyFile: join(pki, 'root-key.pem'),
-      }
-    : undefined;
 }
 
 function printAccess(c: {
@@ -206,7 +195,7 @@ function env(args: string[]): void {
       etcdEndpoints: s.etcdEndpoints,
       logsServer: aggregatorUrl(s.hosts),
       logsTokenFile: logSecrets(s).tokenFile,
-      etcdTls: operatorTls(s.etcdPki),
+      etcdTls: operatorEtcdTls(s.etcdPki),
       binDir: ensureDevBin(REPO),
     }),
   );

@@ -10,10 +10,13 @@ import {
   demonstrate,
   etcdctlArgv,
   logSecrets,
+  REPO,
   upLocalCluster,
   OVERLAY_NETWORK,
 } from '../../scripts/local-cluster.js';
 import { alerts } from '../../scripts/monitoring.js';
+import { envScript, operatorEtcdTls } from '../../scripts/cluster-env.js';
+import { ensureDevBin } from '../../scripts/dev-bin.js';
 
 async function promTargets(url: string): Promise<{ job: string; health: string }[]> {
   const r = (await (await fetch(`${url}/api/v1/targets`)).json()) as {
@@ -160,6 +163,32 @@ test(
         assert.notEqual(put.code, 0, `${user} wrote ${outside[user]}`);
         assert.match(put.stderr, /permission denied/, `${user}: ${put.stderr}`);
       }
+      // The shell of `npm run cluster -- env 1` reaches the secure etcd with every CLI: etcdctl,
+      // dnsctl, and logs finding the aggregator through etcd (no --server).
+      const shell = envScript({
+        host: cluster.hosts[0]!,
+        index: 1,
+        etcdEndpoints: cluster.etcdEndpoints,
+        logsServer: lc.aggregatorHttp,
+        logsTokenFile: logSecrets(cluster).tokenFile,
+        etcdTls: operatorEtcdTls(pki),
+        binDir: ensureDevBin(REPO),
+      });
+      const cli = await run(
+        [
+          'bash',
+          '-c',
+          'eval "$1" && unset LOGS_SERVER FLOTILLA_LOGS_SERVER && etcdctl get --print-value-only /coreos.com/network/config && dnsctl ls && logs services',
+          'sh',
+          shell,
+        ],
+        { timeoutMs: 30_000 },
+      );
+      assert.equal(cli.code, 0, cli.stderr);
+      assert.match(cli.stdout, new RegExp(OVERLAY_NETWORK));
+      assert.match(cli.stdout, /^1\.web\.skydns\.local\.\s+10\.5\./m);
+      assert.match(cli.stdout, /^nginx\s+\d+/m);
+      assert.doesNotMatch(cli.stderr, /unrecognized environment variable/);
       const evil = await etcdctl(
         etcdctlArgv(cluster, 'root', [
           'get',

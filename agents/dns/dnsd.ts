@@ -107,6 +107,15 @@ export async function startDnsd(flags: DnsdFlags, log: Logger): Promise<() => Pr
           counter: true,
         },
         cache_entries: { help: 'encoded answers cached', read: () => cache.size },
+        udp_send_failures_total: {
+          help: 'UDP answers not sent: refused by the kernel, or dropped while the send buffer stayed full (--udp-io batch)',
+          read: () =>
+            server.udpListeners.reduce((n, l) => {
+              const s = l.stats?.();
+              return n + Number(s?.['sendErrors'] ?? 0) + Number(s?.['dropped'] ?? 0);
+            }, 0),
+          counter: true,
+        },
       });
       registerCheckStats(m.registry, checkStats);
       health = await startHealthServer({

@@ -193,6 +193,7 @@ test('dnsd answers a record change within 100 ms and keeps answering while etcd 
   const m = await (await fetch(`http://127.0.0.1:${d.metrics}/metrics`)).text();
   assert.match(m, /flotilla_dns_queries_total\{type="A",rcode="NOERROR"\} \d+/);
   assert.match(m, /flotilla_dns_cache_hits_total [1-9]/);
+  assert.match(m, /flotilla_dns_udp_send_failures_total 0/);
   await stopPid(d.proc.pid);
   assert.equal(await withDeadline(d.proc.exited, 10_000, 'dnsd exit'), 0);
 });

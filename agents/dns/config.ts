@@ -74,7 +74,7 @@ export const dnsdFlags = {
   'udp-io': {
     type: 'string',
     value: 'auto|batch|dgram',
-    help: "UDP I/O: batch = recvmmsg/sendmmsg through dnsd's native addon (native/udp.node), dgram = Node's dgram; auto takes batch when the addon loads, else dgram with a warning",
+    help: "UDP I/O: batch = dnsd's native addon (native/udp.node), one read and one send system call per batch of up to 64 datagrams; dgram = Node's dgram; auto takes batch when the addon loads, else dgram with a warning",
     default: 'auto',
   },
   'subnet-file': {

@@ -13,6 +13,7 @@ import { isIP } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { errorMessage } from '../common/errors.js';
+import type { Logger } from '../common/logger.js';
 import { UDP_BUFFER_BYTES, type UdpAnswer, type UdpListener, type UdpTransport } from './udp.js';
 
 /** The addon's exports (see the contract at the top of native/udp.c). */
@@ -56,6 +57,8 @@ interface BatchStats {
   /** Answers dropped because the send buffer stayed full. */
   dropped: number;
   lastError: string;
+  /** Set when libuv could no longer poll the socket (it stopped answering). */
+  pollError: string;
   [k: string]: number | string;
 }
 
@@ -86,7 +89,7 @@ async function bindBatch(
   host: string,
   port: number,
   answer: UdpAnswer,
-  log: { warn(o: object, msg: string): void },
+  log: Logger,
 ): Promise<UdpListener> {
   const v6 = isIP(host) === 6;
   const h = native.bind(v6 ? 6 : 4, host, port, UDP_BUFFER_BYTES, UDP_BUFFER_BYTES);
@@ -158,8 +161,16 @@ async function bindBatch(
   const bound = native.port(h);
   // Refused or dropped answers are counted by the addon; say so (at most every 10 s).
   let reported = 0;
+  let pollReported = false;
   const watch = setInterval(() => {
     const s = native.stats(h);
+    if (s.pollError && !pollReported) {
+      pollReported = true;
+      log.error(
+        { err: s.pollError, host, port: bound },
+        'udp socket can no longer be polled: not answering UDP',
+      );
+    }
     const lost = s.sendErrors + s.dropped;
     if (lost > reported)
       log.warn(

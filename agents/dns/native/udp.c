@@ -17,7 +17,7 @@
  *     onBatch(n) -> k: n datagrams are in the arena; the first k outMeta rows are sent.
  *   sendTo(handle, buf, port, scope, a0, a1, a2, a3): one answer (one computed later, e.g. forwarded)
  *   peerName(handle, i): the text address of datagram i of the current batch (IPv6 peers)
- *   stats(handle) -> { packets, batches, truncated, sendErrors, dropped, lastError }
+ *   stats(handle) -> { packets, batches, truncated, sendErrors, dropped, lastError, pollError }
  *   close(handle): stops polling; the fd is closed in libuv's close callback.
  * Nothing is allocated per packet here; the JS side allocates one small Buffer per query (the
  * copy it hands the resolver) and no other object on a cache hit.
@@ -64,6 +64,7 @@ typedef struct {
   struct mmsghdr omsgs[BATCH];
   double packets, batches, truncated, send_errors, dropped;
   int last_error;
+  int poll_error;
 } udp_t;
 
 #define CHECK(call)                                                                              \
@@ -194,7 +195,11 @@ static void on_readable(uv_poll_t *h, int status, int events) {
   (void)events;
   if (u->closing) return;
   if (status < 0) {
+    /* libuv cannot poll the fd any more (it would report the same error again at once): stop,
+     * and say so through stats().pollError, which the JS side logs. */
     u->last_error = -status;
+    u->poll_error = -status;
+    uv_poll_stop(h);
     return;
   }
   napi_env env = u->env;
@@ -458,6 +463,8 @@ static napi_value js_stats(napi_env env, napi_callback_info info) {
   set_num(env, o, "dropped", u->dropped);
   CHECK(napi_create_string_utf8(env, u->last_error ? strerror(u->last_error) : "", NAPI_AUTO_LENGTH, &e));
   CHECK(napi_set_named_property(env, o, "lastError", e));
+  CHECK(napi_create_string_utf8(env, u->poll_error ? strerror(u->poll_error) : "", NAPI_AUTO_LENGTH, &e));
+  CHECK(napi_set_named_property(env, o, "pollError", e));
   return o;
 }
 

@@ -14,7 +14,7 @@ import { createLogger } from '../common/logger.js';
 import { Forwarder } from './forwarder.js';
 import { T } from './lookup.js';
 import { DnsServer, Resolver } from './server.js';
-import { buildQuery, parse, treeOf, udpAsk } from './testdata.js';
+import { buildQuery, parse, tcpAsk, treeOf, udpAsk } from './testdata.js';
 import { pickUdpTransport, type UdpAnswer, type UdpTransport } from './udp.js';
 import { loadBatchTransport } from './udp-batch.js';
 import { dgramTransport } from './udp-dgram.js';
@@ -256,6 +256,49 @@ test('a burst mixing hits, misses, forwarded and malformed queries: each asker g
       `read in batches: ${st.batches} reads for ${st.packets} datagrams`,
     );
     assert.equal(st.sendErrors + st.dropped, 0);
+  } finally {
+    await server.close();
+  }
+});
+
+test('dnsd on IPv4 and IPv6 listeners through the batch transport: UDP and TCP answers, junk counted', async () => {
+  const resolver = new Resolver({
+    tree: treeOf({ '/skydns/local/skydns/web/x1': { host: '10.9.0.1' } }),
+    config: () => ({ zones: ['skydns.local.'], defaultTtl: 3600, minTtl: 60, serial: 1 }),
+    forwarder: null,
+    mayForward: () => false,
+    log,
+  });
+  const server = new DnsServer(resolver, log, batch);
+  const listeners = await server.listen([
+    { host: '127.0.0.1', port: 0 },
+    { host: '::1', port: 0 },
+  ]);
+  try {
+    for (const l of listeners) {
+      const q = buildQuery('web.skydns.local', T.A, { id: 4242 });
+      const udp = parse((await udpAsk(l.port, q, 1000, l.host))!);
+      assert.equal(udp.header.id, 4242, l.host);
+      assert.equal((udp.answers[0] as unknown as { address: string }).address, '10.9.0.1');
+      const tcp = parse(await tcpAsk(l.port, q, l.host));
+      assert.equal((tcp.answers[0] as unknown as { address: string }).address, '10.9.0.1');
+    }
+    // A well-formed query with a 4500-byte additional record (4.5 KiB datagram): read as its
+    // first 4096 bytes, its record runs past the end, so it is dropped as malformed.
+    const malformed = resolver.stats.malformed;
+    const q = buildQuery('web.skydns.local', T.A, { id: 77 });
+    const rr = Buffer.alloc(11 + 4500, 0x41);
+    rr.writeUInt8(0, 0); // root name
+    rr.writeUInt16BE(T.TXT, 1);
+    rr.writeUInt16BE(1, 3);
+    rr.writeUInt32BE(0, 5);
+    rr.writeUInt16BE(4500, 9);
+    const long = Buffer.concat([q, rr]);
+    long.writeUInt16BE(1, 10); // ARCOUNT
+    const replies = await exchange('127.0.0.1', listeners[0]!.port, [long], 1, '127.0.0.1', 300);
+    assert.deepEqual(replies, []);
+    assert.equal(resolver.stats.malformed, malformed + 1);
+    assert.equal(listeners.length, 2);
   } finally {
     await server.close();
   }

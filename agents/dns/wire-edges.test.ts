@@ -8,6 +8,7 @@ import {
   opcodeOf,
   parseQuery,
   patchHeader,
+  pointsInto,
   questionName,
   recordSpans,
   sameQuestion,
@@ -501,4 +502,109 @@ test('recordSpans: header-only messages, a cut question, authority records', () 
       [2, ns.length],
     ],
   );
+});
+
+test('pointsInto: which compression pointers would break if a range of records moved', () => {
+  const q = question('a.b'); // at 12; "a.b" itself at 12, "b" at 14
+  const QNAME = [0xc0, 12];
+  const at = (parts: number[][]) => {
+    const starts: number[] = [];
+    let off = 12 + q.length;
+    for (const p of parts) {
+      starts.push(off);
+      off += p.length;
+    }
+    return starts;
+  };
+  // Three answers; the range to move is the first two.
+  const build = (r1: number[], r2: number[], r3: number[], extra: number[][] = []) => {
+    const m = msg({ qd: [q], an: [r1, r2, r3], ar: extra });
+    const spans = recordSpans(m)!;
+    return { m, spans, lo: spans[0]!.start, hi: spans[1]!.end };
+  };
+  const a = (owner: number[]) => rr(owner, 1, [10, 0, 0, 1]);
+  const x = name('x.a.b');
+  const [s1] = at([a(x)]);
+  const table: [string, ReturnType<typeof build>, boolean][] = [
+    ['all owners point to the question', build(a(QNAME), a(QNAME), a(QNAME)), false],
+    ['an owner after the range points into it', build(a(x), a(QNAME), a([0xc0, s1! + 2])), true],
+    [
+      'a pointer to the root name that starts the range',
+      build(a([0]), a(QNAME), a([0xc0, s1!])),
+      true,
+    ],
+    [
+      'an owner after the range points exactly at its first byte',
+      build(a(x), a(QNAME), a([0xc0, s1!])),
+      true,
+    ],
+    ['a name in the range points into the range', build(a(x), a([0xc0, s1!]), a(QNAME)), true],
+    ['a name in the range points out of it', build(a(x), a([1, 0x79, 0xc0, 12]), a(QNAME)), false],
+    ['uncompressed names everywhere', build(a(x), a(name('y.a.b')), a(name('z.a.b'))), false],
+    [
+      'a CNAME target after the range points into it',
+      build(a(x), a(QNAME), rr(QNAME, 5, [0xc0, s1!])),
+      true,
+    ],
+    [
+      'an MX exchange after the range points into it',
+      build(a(x), a(QNAME), rr(QNAME, 15, [0, 10, 0xc0, s1!])),
+      true,
+    ],
+    [
+      'an SRV target after the range points into it',
+      build(a(x), a(QNAME), rr(QNAME, 33, [0, 1, 0, 2, 0, 80, 0xc0, s1!])),
+      true,
+    ],
+    [
+      'an NS target after the range points into it',
+      build(a(x), a(QNAME), rr(QNAME, 2, [0xc0, s1!])),
+      true,
+    ],
+    [
+      'a PTR target after the range points into it',
+      build(a(x), a(QNAME), rr(QNAME, 12, [0xc0, s1!])),
+      true,
+    ],
+    [
+      'an SOA mailbox after the range points into it',
+      build(a(x), a(QNAME), rr(QNAME, 6, [0xc0, 12, 0xc0, s1!, ...Array<number>(20).fill(0)])),
+      true,
+    ],
+    [
+      'an SOA whose names point elsewhere',
+      build(a(x), a(QNAME), rr(QNAME, 6, [0xc0, 12, 0xc0, 14, ...Array<number>(20).fill(0)])),
+      false,
+    ],
+    [
+      'a TXT after the range is no name',
+      build(a(x), a(QNAME), rr(QNAME, 16, [2, 0xc0, s1!])),
+      false,
+    ],
+  ];
+  for (const [what, { m, spans, lo, hi }, want] of table)
+    assert.equal(pointsInto(m, spans, lo, hi), want, what);
+  // Through a chain: an owner after the range points to a name before it, which points into it.
+  const viaChain = (() => {
+    const r1 = a(x);
+    const r2 = a(QNAME);
+    const s3 = 12 + q.length + r1.length + r2.length;
+    // r3's owner "w" + pointer to r4's owner, which points into the range.
+    const r3 = a([0xc0, s3 + 16]);
+    const r4 = a([1, 0x77, 0xc0, s1!]);
+    const m = msg({ qd: [q], an: [r1, r2, r3, r4] });
+    const spans = recordSpans(m)!;
+    return pointsInto(m, spans, spans[0]!.start, spans[1]!.end);
+  })();
+  assert.equal(viaChain, true);
+  // A pointer loop outside the range is treated as reaching it (we cannot prove it does not).
+  const loop = (() => {
+    const r1 = a(x);
+    const r2 = a(QNAME);
+    const s3 = 12 + q.length + r1.length + r2.length;
+    const m = msg({ qd: [q], an: [r1, r2, a([0xc0, s3])] });
+    const spans = recordSpans(m)!;
+    return pointsInto(m, spans, spans[0]!.start, spans[1]!.end);
+  })();
+  assert.equal(loop, true);
 });

@@ -2,8 +2,9 @@
 // names), written for the survivors of `npm run mutate -- dns/lookup`.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { applyGroups, entryTtl, srvWeights, targetName, zoneOf } from './lookup.js';
+import { applyGroups, entryTtl, lookup, srvWeights, T, targetName, zoneOf } from './lookup.js';
 import { entryFrom, type Entry } from './tree.js';
+import { treeOf } from './testdata.js';
 
 const e = (key: string, rec: object, lease?: number): Entry =>
   entryFrom(
@@ -36,6 +37,16 @@ test('applyGroups: the shortest keys with a group select it; disagreeing groups 
   const table: [string, Entry[], string[]][] = [
     ['none', [], []],
     ['no groups', [e('web/a', {}), e('web/b', {})], ['web/a', 'web/b']],
+    [
+      'an ungrouped shortest key: no filter',
+      [e('web/a', {}), e('web/b/x', { group: 'g1' })],
+      ['web/a', 'web/b/x'],
+    ],
+    [
+      'depth counts labels, not characters',
+      [e('web/aaaaaaaaaa', { group: 'g1' }), e('web/b/c', { group: 'g2' })],
+      ['web/aaaaaaaaaa'],
+    ],
     ['one group and ungrouped', [e('web/a', { group: 'g1' }), e('web/b', {})], ['web/a', 'web/b']],
     [
       'two groups at one depth cancel',
@@ -151,4 +162,31 @@ test('targetName: the record name minus targetstrip labels, the root at most', (
   ];
   for (const [strip, want] of table)
     assert.equal(targetName(e('web/x1', { targetstrip: strip })), want);
+});
+
+test('lookup: the SOA names its hostmaster, an RRset gets one TTL, forwarded names are not ours', () => {
+  const cfg = { zones: ['skydns.local.'], defaultTtl: 3600, minTtl: 60, serial: 7 };
+  const t = treeOf({
+    '/skydns/local/skydns/web/a': { host: '10.0.0.1', ttl: 30 },
+    '/skydns/local/skydns/web/b': { host: '10.0.0.2', ttl: 90 },
+    '/skydns/local/skydns/one': { host: '10.0.0.3', ttl: 45 },
+  });
+  const soa = lookup(t, 'skydns.local.', T.SOA, cfg).answer[0]!.data;
+  assert.ok(soa.type === T.SOA);
+  assert.deepEqual(
+    [soa.primary, soa.admin, soa.serial, soa.minimum],
+    ['ns.dns.skydns.local.', 'hostmaster.skydns.local.', 7, 60],
+  );
+  assert.deepEqual(
+    lookup(t, 'web.skydns.local', T.A, cfg).answer.map((r) => r.ttl),
+    [30, 30],
+    'the lowest TTL of the set for every record (RFC 2181 5.2)',
+  );
+  assert.deepEqual(
+    lookup(t, 'one.skydns.local', T.A, cfg).answer.map((r) => r.ttl),
+    [45],
+  );
+  const fwd = lookup(t, 'www.example.org', T.A, cfg);
+  assert.deepEqual([fwd.forward, fwd.authoritative, fwd.answer.length], [true, false, 0]);
+  assert.equal(lookup(t, 'web.skydns.local', T.A, cfg).authoritative, true);
 });

@@ -137,9 +137,14 @@ export class DiskBuffer {
   /** Until when writes are held back after the disk filled up (ms since epoch). */
   private noSpaceUntil = 0;
 
-  /** Over `maxBytes`, or the disk was full within the last second (then the next append retries). */
+  /**
+   * Over `maxBytes` with records still unacked, or the disk was full within the last second (then
+   * the next append retries). Once everything is acked the buffer is not full whatever its size:
+   * the next append rotates the spent active segment away (below), else a bound smaller than a
+   * segment would never free room and the input would stay paused for good.
+   */
   get full(): boolean {
-    return this.bytes >= this.opts.maxBytes || Date.now() < this.noSpaceUntil;
+    return (this.backlog > 0 && this.bytes >= this.opts.maxBytes) || Date.now() < this.noSpaceUntil;
   }
 
   /** Records appended but not yet acked. */
@@ -163,9 +168,12 @@ export class DiskBuffer {
   append(entries: Buffer[], meta: BlockMeta): number {
     const first = this.nextSeq;
     const active = this.segments[this.segments.length - 1];
-    // After a full disk, a fully acked active segment is rotated away so its space comes back
-    // (acked space is only freed a whole segment at a time).
-    const reclaim = this.noSpaceUntil > 0 && this.backlog === 0 && (active?.size ?? 0) > 0;
+    // After a full disk, or at the size bound, a fully acked active segment is rotated away so
+    // its space comes back (acked space is only freed a whole segment at a time).
+    const reclaim =
+      this.backlog === 0 &&
+      (active?.size ?? 0) > 0 &&
+      (this.noSpaceUntil > 0 || this.bytes >= this.opts.maxBytes);
     try {
       if (!active || active.size >= this.segmentBytes || reclaim) this.rotate(first);
     } catch (err) {

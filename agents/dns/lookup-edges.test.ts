@@ -2,7 +2,7 @@
 // (plugin/etcd, plugin/backend_lookup.go); where they differ dnsd follows CoreDNS (docs/dns.md).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { lookup, RCODE, T, type LookupConfig } from './lookup.js';
+import { lookup, RCODE, T, withExternalGlue, type LookupConfig } from './lookup.js';
 import { showRR, treeOf } from './testdata.js';
 
 const cfg: LookupConfig = {
@@ -34,6 +34,14 @@ const tree = treeOf(
     [`${p}/srv/b`]: { host: 'alias6.skydns.local', port: 8081 },
     [`${p}/srv/c`]: { host: 'dangling.skydns.local', port: 8082 },
     [`${p}/mx2/a`]: { host: 'alias.skydns.local', mail: true },
+    [`${p}/srvout/a`]: { host: 'outside.skydns.local', port: 9000 },
+    // Blue/green: `dnsctl alias bg v2.bg` above two versions, and a plain SkyDNS name record
+    [`${p}/bg`]: { host: 'v2.bg.skydns.local', ttl: 10, alias: true },
+    [`${p}/bg/v1/a`]: { host: '10.0.20.1', port: 81 },
+    [`${p}/bg/v2/a`]: { host: '10.0.21.1', port: 82 },
+    [`${p}/bg/v2/b`]: { host: '10.0.21.2', port: 82 },
+    [`${p}/plain`]: { host: 'v2.bg.skydns.local' },
+    [`${p}/notalias`]: { host: 'v2.bg.skydns.local', alias: 'yes' },
     // Zone apex records
     [`${p}/dns/apex`]: { host: '10.0.10.1' },
     [`${p}/dns/apex/t`]: { text: 'v=spf1 -all' },
@@ -165,6 +173,46 @@ const cases: Case[] = [
       'v6.skydns.local. 3600 AAAA fd00::6',
     ],
   },
+  // An alias written by `dnsctl alias` answers what its target answers, SRV included: the
+  // target's instances with their ports, not one SRV of its own (issue #10 part 3).
+  {
+    why: "SRV through a dnsctl alias: the target version's instances",
+    q: 'bg.skydns.local.',
+    type: T.SRV,
+    answer: [
+      'bg.skydns.local. 10 CNAME v2.bg.skydns.local.',
+      'v2.bg.skydns.local. 10 SRV 10 50 82 a.v2.bg.skydns.local.',
+      'v2.bg.skydns.local. 10 SRV 10 50 82 b.v2.bg.skydns.local.',
+    ],
+    additional: [
+      'a.v2.bg.skydns.local. 3600 A 10.0.21.1',
+      'b.v2.bg.skydns.local. 3600 A 10.0.21.2',
+    ],
+  },
+  {
+    why: 'A through a dnsctl alias: only the target version',
+    q: 'bg.skydns.local.',
+    type: T.A,
+    answer: [
+      'bg.skydns.local. 10 CNAME v2.bg.skydns.local.',
+      'v2.bg.skydns.local. 10 A 10.0.21.1',
+      'v2.bg.skydns.local. 10 A 10.0.21.2',
+    ],
+  },
+  {
+    why: "SRV of a plain SkyDNS name record: one SRV of its own, target's addresses as glue",
+    q: 'plain.skydns.local.',
+    type: T.SRV,
+    answer: ['plain.skydns.local. 3600 SRV 10 100 0 v2.bg.skydns.local.'],
+    additional: ['v2.bg.skydns.local. 3600 A 10.0.21.1', 'v2.bg.skydns.local. 3600 A 10.0.21.2'],
+  },
+  {
+    why: '"alias" other than true is metadata, not an alias',
+    q: 'notalias.skydns.local.',
+    type: T.SRV,
+    answer: ['notalias.skydns.local. 3600 SRV 10 100 0 v2.bg.skydns.local.'],
+    additional: ['v2.bg.skydns.local. 3600 A 10.0.21.1', 'v2.bg.skydns.local. 3600 A 10.0.21.2'],
+  },
   {
     why: 'MX target through a CNAME',
     q: 'mx2.skydns.local.',
@@ -246,4 +294,32 @@ test('a dangling out-of-zone chain comes with the NODATA answer to give instead'
   assert.equal(a.external?.nodata.rcode, RCODE.NOERROR);
   assert.deepEqual(a.external?.nodata.answer, []);
   assert.deepEqual(a.external?.nodata.authority.map(showRR), [SOA]);
+});
+
+test('an SRV target whose chain leaves the zones: glue to complete upstream, chain included', () => {
+  const a = lookup(tree, 'srvout.skydns.local.', T.SRV, cfg);
+  assert.deepEqual(a.answer.map(showRR), [
+    'srvout.skydns.local. 3600 SRV 10 100 9000 outside.skydns.local.',
+  ]);
+  assert.deepEqual(a.additional, []);
+  assert.deepEqual(
+    a.externalGlue?.map((g) => [g.chain.map(showRR), g.name, g.type]),
+    [
+      [['outside.skydns.local. 3600 CNAME www.example.org.'], 'www.example.org.', T.A],
+      [['outside.skydns.local. 3600 CNAME www.example.org.'], 'www.example.org.', T.AAAA],
+    ],
+  );
+  // In-zone glue has no pending part.
+  assert.equal(lookup(tree, 'srv.skydns.local.', T.SRV, cfg).externalGlue, undefined);
+  // Upstream has an A but no AAAA: the chain once, then the A; nothing pending any more.
+  const up = { name: 'www.example.org.', ttl: 60, data: { type: T.A, address: '192.0.2.9' } };
+  const done = withExternalGlue(a, [[up], []]);
+  assert.deepEqual(done.additional.map(showRR), [
+    'outside.skydns.local. 3600 CNAME www.example.org.',
+    'www.example.org. 60 A 192.0.2.9',
+  ]);
+  assert.equal(done.externalGlue, undefined);
+  assert.deepEqual(done.answer, a.answer);
+  // Upstream has nothing (or forwarding is not allowed): no glue, the SRV answer stands.
+  assert.deepEqual(withExternalGlue(a, []).additional, []);
 });

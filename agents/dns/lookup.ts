@@ -61,6 +61,18 @@ export interface Answer {
    * the chain dangles and the server answers `nodata` instead, as SkyDNS and CoreDNS do.
    */
   external?: { name: string; type: number; nodata: Answer };
+  /**
+   * SRV/MX/NS targets whose CNAME chain leaves the zones: the in-zone part of the chain, and the
+   * name/type to resolve upstream. The server appends chain + upstream addresses to additional
+   * for clients that may forward (CoreDNS resolves such targets too), else leaves them out.
+   */
+  externalGlue?: ExternalGlue[];
+}
+
+export interface ExternalGlue {
+  chain: RR[];
+  name: string;
+  type: number;
 }
 
 export interface LookupConfig {
@@ -206,9 +218,16 @@ function aliasOf(entries: Entry[], lname: string): Entry | undefined {
   return alias;
 }
 
+/** The name holds only a record written by `dnsctl alias` (tree.find returns it alone). */
+function isAlias(entries: Entry[]): boolean {
+  return entries.length === 1 && entries[0]!.record.alias;
+}
+
 interface Section {
   answer: RR[];
   additional: RR[];
+  /** Glue to complete upstream (see Answer.externalGlue). */
+  pending?: ExternalGlue[];
 }
 
 /**
@@ -225,6 +244,7 @@ function direct(
 ): Section {
   const answer: RR[] = [];
   const additional: RR[] = [];
+  const pending: ExternalGlue[] = [];
   const rr = (e: Entry, data: RRData): RR => ({ name: owner, ttl: entryTtl(e, cfg), data });
   switch (qtype) {
     case T.A:
@@ -247,6 +267,7 @@ function direct(
         const { priority, port } = e.record;
         answer.push(rr(e, { type: T.SRV, priority, weight: weights[i]!, port, target: t.target }));
         additional.push(...t.glue);
+        pending.push(...t.pending);
       });
       break;
     }
@@ -256,6 +277,7 @@ function direct(
         const t = targetOf(tree, e, cfg);
         answer.push(rr(e, { type: T.MX, priority: e.record.priority, exchange: t.target }));
         additional.push(...t.glue);
+        pending.push(...t.pending);
       }
       break;
     case T.PTR:
@@ -266,7 +288,7 @@ function direct(
     default:
       break;
   }
-  return { answer, additional };
+  return pending.length > 0 ? { answer, additional, pending } : { answer, additional };
 }
 
 interface Chase extends Section {
@@ -290,10 +312,12 @@ function chase(
 ): Chase | null {
   const entries = entriesAt(tree, lname, cfg);
   if (!entries) return null;
-  const own = direct(tree, owner, entries, qtype, cfg);
+  const none: Chase = { answer: [], additional: [] };
+  // A `dnsctl alias` record is a plain CNAME for every type: SRV follows it to the target's
+  // instances instead of making one SRV (port 0) of its own as a SkyDNS name record does.
+  const own = isAlias(entries) ? none : direct(tree, owner, entries, qtype, cfg);
   if (own.answer.length > 0) return own;
   const alias = aliasOf(entries, lname);
-  const none: Chase = { answer: [], additional: [] };
   if (!alias) return none;
   const target = alias.record.host;
   // `seen` holds the name we started from plus every target so far: this would be CNAME number
@@ -308,25 +332,36 @@ function chase(
   return { ...rest, answer: [cname, ...rest.answer] };
 }
 
-/** A and AAAA glue for a target name inside the zones: a CNAME chain and the addresses at its end. */
-function glue(tree: ZoneTree, target: string, cfg: LookupConfig): RR[] {
-  if (!zoneOf(target, cfg.zones)) return [];
-  const out: RR[] = [];
+interface Glue {
+  glue: RR[];
+  /** The chain leaves the zones: complete it upstream. */
+  pending: ExternalGlue[];
+}
+
+/**
+ * A and AAAA glue for a target name inside the zones: a CNAME chain and the addresses at its
+ * end. A chain that ends outside the zones is returned as pending, for the server to complete.
+ */
+function glue(tree: ZoneTree, target: string, cfg: LookupConfig): Glue {
+  const out: Glue = { glue: [], pending: [] };
+  if (!zoneOf(target, cfg.zones)) return out;
   for (const t of [T.A, T.AAAA]) {
     const c = chase(tree, target, target, t, cfg, new Set([target]));
-    if (c && !c.external) out.push(...c.answer);
+    if (c?.external) out.pending.push({ chain: c.answer, name: c.external.name, type: t });
+    else if (c) out.glue.push(...c.answer);
   }
   return out;
 }
 
 /** SRV/MX target of an entry plus the glue that goes with it. */
-function targetOf(tree: ZoneTree, e: Entry, cfg: LookupConfig): { target: string; glue: RR[] } {
+function targetOf(tree: ZoneTree, e: Entry, cfg: LookupConfig): Glue & { target: string } {
   const kind = hostKind(e.record.host);
-  if (kind === 'name') return { target: e.record.host, glue: glue(tree, e.record.host, cfg) };
+  if (kind === 'name') return { target: e.record.host, ...glue(tree, e.record.host, cfg) };
   const target = targetName(e);
   const ttl = entryTtl(e, cfg);
   return {
     target,
+    pending: [],
     glue: [
       {
         name: target,
@@ -341,6 +376,31 @@ function dedupe(rrs: RR[]): RR[] {
   const seen = new Set<string>();
   return rrs.filter((r) => {
     const k = `${r.name.toLowerCase()}|${JSON.stringify(r.data)}`;
+    if (seen.has(k)) return false;
+    seen.add(k);
+    return true;
+  });
+}
+
+/**
+ * `a` with its external glue completed: `found[i]` is what upstream answered for
+ * `a.externalGlue[i]`; a target whose upstream answer has no record of the asked type gets no
+ * glue (as an in-zone chain that dangles), the others get the chain and the records.
+ */
+export function withExternalGlue(a: Answer, found: RR[][]): Answer {
+  const extra: RR[] = [];
+  (a.externalGlue ?? []).forEach((g, i) => {
+    const rrs = found[i] ?? [];
+    if (rrs.some((r) => r.data.type === g.type)) extra.push(...g.chain, ...rrs);
+  });
+  const { externalGlue: _done, ...rest } = a;
+  return { ...rest, additional: dedupe([...a.additional, ...extra]) };
+}
+
+function dedupePending(list: ExternalGlue[]): ExternalGlue[] {
+  const seen = new Set<string>();
+  return list.filter((g) => {
+    const k = `${g.name.toLowerCase()}|${g.type}`;
     if (seen.has(k)) return false;
     seen.add(k);
     return true;
@@ -422,5 +482,6 @@ export function lookup(tree: ZoneTree, qname: string, qtype: number, cfg: Lookup
   if (!c) return negative(RCODE.NXDOMAIN);
   if (c.answer.length === 0) return negative(RCODE.NOERROR);
   const a = positive(c.answer, c.additional);
-  return c.external ? { ...a, external: { ...c.external, nodata: negative(RCODE.NOERROR) } } : a;
+  if (c.external) return { ...a, external: { ...c.external, nodata: negative(RCODE.NOERROR) } };
+  return c.pending ? { ...a, externalGlue: dedupePending(c.pending) } : a;
 }

@@ -31,6 +31,7 @@ test('record JSON -> typed record', () => {
     ttl: 0,
     targetstrip: 0,
     group: '',
+    alias: false,
   });
   assert.equal(parseRecord('/k', '{"host":"Alias.Example.COM"}').host, 'alias.example.com.');
   assert.equal(parseRecord('/k', '{"text":"hello"}').text, 'hello');

@@ -17,6 +17,11 @@ export interface ServiceRecord {
   ttl: number;
   targetstrip: number;
   group: string;
+  /**
+   * Written by `dnsctl alias`: the name answers what its target answers for every type,
+   * SRV included (a plain SkyDNS name record makes one SRV of its own instead).
+   */
+  alias: boolean;
 }
 
 export type HostKind = 'ipv4' | 'ipv6' | 'name' | 'none';
@@ -131,6 +136,8 @@ export function parseRecord(key: string, value: string): ServiceRecord {
     ttl: intField(o, 'ttl', 0x7fffffff, where),
     targetstrip: intField(o, 'targetstrip', 127, where),
     group,
+    // Metadata like `hostname` or `version`: anything but `true` is no alias, never an error.
+    alias: o['alias'] === true && isIP(host) === 0 && host !== '',
   };
 }
 

@@ -13,7 +13,10 @@ import { buildQuery, parse, treeOf } from './testdata.js';
 
 const { Packet } = dns2;
 const log = createLogger('dnsd-test', 'silent');
-const tree = treeOf({ '/skydns/local/skydns/out': { host: 'www.example.org' } });
+const tree = treeOf({
+  '/skydns/local/skydns/out': { host: 'www.example.org' },
+  '/skydns/local/skydns/svc/a': { host: 'out.skydns.local', port: 9000 },
+});
 const resolver = new Resolver({
   tree,
   config: () => ({ zones: ['skydns.local.'], defaultTtl: 3600, minTtl: 60, serial: 1 }),
@@ -74,6 +77,19 @@ test('a chain out of the zones is completed from upstream, or NODATA + SOA when 
       }),
       [`${T.CNAME} www.example.org`, `${T.A} 192.0.2.9`],
     );
+    // An SRV target whose chain leaves the zones gets its glue from upstream (CoreDNS does
+    // too), for a client that may forward; one that may not gets the SRV without that glue.
+    const srv = parse((await r.answer(buildQuery('svc.skydns.local', T.SRV), '127.0.0.1', false))!);
+    assert.deepEqual(
+      srv.additionals.map((x) => {
+        const rr = x as unknown as { name: string; domain?: string; address?: string };
+        return `${rr.name} ${x.type} ${rr.domain ?? rr.address}`;
+      }),
+      [`out.skydns.local ${T.CNAME} www.example.org`, `www.example.org ${T.A} 192.0.2.9`],
+    );
+    const plain = ask('svc.skydns.local', T.SRV);
+    assert.equal(plain.answers.length, 1);
+    assert.deepEqual(plain.additionals, []);
     const txt = await askUp(T.TXT);
     assert.equal(txt.header.rcode, RCODE.NOERROR);
     assert.deepEqual(txt.answers, []);

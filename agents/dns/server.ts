@@ -14,7 +14,15 @@ import { errorMessage } from '../common/errors.js';
 import { AnswerCache } from './cache.js';
 import { encodeAnswer } from './encode.js';
 import type { Forwarder } from './forwarder.js';
-import { lookup, RCODE, T, type Answer, type LookupConfig, type RR } from './lookup.js';
+import {
+  lookup,
+  RCODE,
+  T,
+  withExternalGlue,
+  type Answer,
+  type LookupConfig,
+  type RR,
+} from './lookup.js';
 import { nextOrder, planSpread, spreadAnswer, type Spread } from './spread.js';
 import { DnsStats, typeLabel } from './stats.js';
 import type { ZoneTree } from './tree.js';
@@ -175,6 +183,16 @@ export class Resolver {
         return patchAnswer(encodeAnswer(q, qname, full, this.ra), q);
       });
     }
+    // SRV/MX targets whose chain leaves the zones: glue from upstream for clients that may
+    // forward, none for the others; either way the answer depends on who asks: not cached.
+    const pending = a.externalGlue;
+    if (pending) {
+      if (!canForward) return this.fresh(q, qname, withExternalGlue(a, []));
+      this.stats.forwarded++;
+      return Promise.all(pending.map((g) => this.external(g))).then((found) =>
+        this.fresh(q, qname, withExternalGlue(a, found)),
+      );
+    }
     let msg = encodeAnswer(q, qname, a, this.ra);
     let spread: Spread | null = null;
     if (this.o.roundRobin)
@@ -187,6 +205,14 @@ export class Resolver {
       generation,
     );
     return spread ? spreadAnswer(msg, spread, nextOrder(spread), q) : patchAnswer(msg, q);
+  }
+
+  /** An answer encoded for this query alone (not cached), spread as a cached one would be. */
+  private fresh(q: Query, qname: string, a: Answer): Buffer {
+    const msg = encodeAnswer(q, qname, a, this.ra);
+    if (!this.o.roundRobin) return patchAnswer(msg, q);
+    const { msg: m, plan } = planSpread(msg, (lo) => encodeAnswer(q, qname, a, this.ra, lo));
+    return plan ? spreadAnswer(m, plan, nextOrder(plan), q) : patchAnswer(m, q);
   }
 
   /** Records for a CNAME target outside the zones, from upstream (A, AAAA, CNAME, TXT, MX); [] on failure. */

@@ -69,6 +69,7 @@ const tree = treeOf({
   [`${p}/w/heavy`]: { host: '10.0.1.2', port: 80, weight: 90 },
   [`${p}/w/backup`]: { host: '10.0.1.3', port: 80, priority: 20 },
   [`${p}/one`]: { host: '10.0.2.1' },
+  [`${p}/wa`]: { host: 'w.skydns.local', alias: true },
   [`${p}/out`]: { host: 'www.example.org' },
   ...Object.fromEntries(
     Array.from({ length: 60 }, (_, i) => [`${p}/big/n${i}`, { host: `10.3.${i}.1` }]),
@@ -146,6 +147,23 @@ test('SRV: priority 10 before 20, weights 10/90 split within ±3 %, glue intact'
         'light.w.skydns.local 10.0.1.1',
       ]);
     }
+  }
+  assert.ok(Math.abs(light / N - 0.1) < 0.03, `light first in ${(100 * light) / N} %`);
+});
+
+test('SRV through a dnsctl alias: CNAME first, then the weighted order of the target', () => {
+  const r = resolverFor(tree);
+  let light = 0;
+  const N = 2000;
+  for (let i = 0; i < N; i++) {
+    const all = records(ask(r, 'wa.skydns.local', T.SRV));
+    assert.deepEqual(
+      all.map((x) => x.type),
+      [T.CNAME, T.SRV, T.SRV, T.SRV],
+    );
+    assert.equal(all[0]!.domain, 'w.skydns.local');
+    assert.equal(all[3]!.target, 'backup.w.skydns.local');
+    if (all[1]!.target === 'light.w.skydns.local') light++;
   }
   assert.ok(Math.abs(light / N - 0.1) < 0.03, `light first in ${(100 * light) / N} %`);
 });

@@ -38,7 +38,7 @@ function region(
   const type = spans[from]!.type;
   for (let i = from; i < an; i++) if (spans[i]!.type !== type) return null;
   if (type === T.A || type === T.AAAA) return { from, to: an, kind: 'rotate' };
-  if (type === T.SRV && from === 0) return { from, to: an, kind: 'weighted' };
+  if (type === T.SRV) return { from, to: an, kind: 'weighted' };
   return null;
 }
 

@@ -2,7 +2,7 @@
  * `dnsctl` against a real etcd on loopback and a real dnsd: `ls` shows every instance with
  * address:port, host, version, health and TTL left, including one a failing check has
  * withdrawn from DNS (and which comes back once its check passes); `alias` makes
- * web.skydns.local answer what v2.web answers, switches back to v1, and `unalias` restores the
+ * web.skydns.local answer what v2.web answers (A and SRV), switches back to v1, and `unalias` restores the
  * plain answer; flags go before or after the subcommand; bad use exits 2, refusals exit 1.
  */
 import { after, before, test } from 'node:test';
@@ -235,6 +235,13 @@ test('dnsctl ls shows what runs where; alias switches web between v1 and v2 and 
   const back = Date.now() - passedAt;
   assert.ok(back <= 500 + 500, `back in DNS ${back} ms after its check passed (interval 500 ms)`);
   assert.deepEqual((await a('web.skydns.local')).ips, ['10.77.0.2', '10.77.0.3']);
+  // SRV through the alias: v2's instances with their own ports, not one port-0 SRV.
+  const srv = parse((await udpAsk(port, buildQuery('web.skydns.local', T.SRV), 1000))!);
+  const srvs = (srv.answers as unknown as { type: number; port?: number; target?: string }[])
+    .filter((r) => r.type === T.SRV)
+    .map((r) => `${r.target}:${r.port}`)
+    .sort();
+  assert.deepEqual(srvs, ['x1.v2.web.skydns.local:80', 'x2.v2.web.skydns.local:8080']);
   assert.equal((await ls('x2.v2.web.skydns.local'))[0]!.health, 'passing');
   assert.match(await metrics(), /flotilla_dns_failing_instances 0\b/);
 

@@ -82,6 +82,8 @@ export class Shipper {
   private watchdog: NodeJS.Timeout | undefined;
   private drained: (() => void)[] = [];
   private lingerTimer: NodeJS.Timeout | undefined;
+  /** The last pump stopped at `maxInFlight` (so an ack should pump again at once). */
+  private saturated = false;
   /** Address of the aggregator currently connected, for readiness. */
   connectedTo: string | undefined;
 
@@ -214,9 +216,9 @@ export class Shipper {
   /**
    * Sends batches while fewer than `maxInFlight` are unacked. `partial`: also batches smaller
    * than half of `batchBytes`. Only the linger timer (and a new connection) sends those: an ack
-   * sends full batches at once but leaves a few fresh records to wait for company, else a
-   * sender that delivers one record per round trip (Docker's driver with acks) gets one
-   * aggregator batch per record, and the agent twice the socket work per line.
+   * (after a full window) sends full batches at once but leaves a few fresh records to wait for
+   * company, else a sender that delivers one record per round trip (Docker's driver with acks)
+   * gets one aggregator batch per record, and the agent twice the socket work per line.
    */
   private pump(partial = false): void {
     const sock = this.sock;
@@ -265,6 +267,7 @@ export class Shipper {
       this.pos.set(src, next);
       sock.write(frame);
     }
+    this.saturated = this.inflight.length >= maxInFlight;
     if (held) this.kick();
   }
 
@@ -276,7 +279,8 @@ export class Shipper {
     for (const b of done) b.source.ack(b.lastSeq, b.id);
     this.o.onShipped?.(done.reduce((n, b) => n + b.records, 0));
     if (this.backlog === 0) for (const f of this.drained.splice(0)) f();
-    this.pump();
+    // Only a full window may have left whole batches behind; anything newer came with a kick.
+    if (this.saturated) this.pump();
   }
 
   private checkAcks(): void {

@@ -52,6 +52,39 @@ test('the env script, evaluated by sh, sets every variable and adds dist/bin to 
   assert.equal(out[1], '/repo with space/dist/bin:/usr/bin:/bin');
 });
 
+test('with a secure etcd, every tool finds the operator certificate under the name it reads', () => {
+  const script = envScript({
+    host: hosts[0]!,
+    index: 1,
+    etcdEndpoints: ['https://10.231.7.1:2379'],
+    logsServer: 'http://10.231.7.11:24241',
+    etcdTls: { caFile: '/p/ca.pem', certFile: '/p/root.pem', keyFile: "/p/it's-key.pem" },
+    binDir: '/r/dist/bin',
+  });
+  const names = [
+    'ETCDCTL_ENDPOINTS',
+    // etcdctl's own names
+    'ETCDCTL_CACERT',
+    'ETCDCTL_CERT',
+    'ETCDCTL_KEY',
+    // the flags' env equivalents of announce/dnsctl/dnsd, logs/logsd, overlayd
+    ...['SKYDNS', 'FLOTILLA', 'FLANNELD'].flatMap((p) =>
+      ['CAFILE', 'CERTFILE', 'KEYFILE'].map((k) => `${p}_ETCD_${k}`),
+    ),
+  ];
+  const out = execFileSync(
+    'sh',
+    ['-c', `eval "$1"; for n in ${names.join(' ')}; do eval "echo \\$$n"; done`, 'sh', script],
+    { encoding: 'utf8', env: { PATH: '/usr/bin:/bin' } },
+  );
+  assert.deepEqual(out.trim().split('\n'), [
+    'https://10.231.7.1:2379',
+    ...Array.from({ length: 4 }, () => ['/p/ca.pem', '/p/root.pem', "/p/it's-key.pem"]).flat(),
+  ]);
+  // etcdctl warns about every ETCDCTL_ variable it does not know: none of ours.
+  assert.doesNotMatch(script, /ETCDCTL_(CAFILE|CERTFILE|KEYFILE)/);
+});
+
 test('a wrapper runs its node on its script with the arguments as given', () => {
   const w = devWrapper('logs', '/bin/echo', "/r/it's.js");
   const out = execFileSync('sh', ['-c', w, 'logs', 'tail', 'a b'], { encoding: 'utf8' });

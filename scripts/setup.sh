@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 root=$PWD
 need=()
 for pair in etcd:etcd-server etcdctl:etcd-client dockerd:docker.io busybox:busybox-static ip:iproute2 \
-  dig:dnsutils iptables:iptables dnsperf:dnsperf dnsmasq:dnsmasq-base systemd-analyze:systemd ruby:ruby \
+  dig:dnsutils iptables:iptables dnsperf:dnsperf dnsmasq:dnsmasq-base systemd-analyze:systemd ruby:ruby gcc:gcc \
   prometheus:prometheus promtool:prometheus chromium:chromium; do
   cmd=${pair%%:*} pkg=${pair#*:}
   command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || need+=("$pkg")
@@ -48,3 +48,5 @@ else
   tsc -p tsconfig.json
   touch dist/.tsbuildinfo
 fi
+# dnsd's batched UDP addon (dnsd --udp-io): scripts/build-addon.sh, skipped when up to date.
+bash scripts/build-addon.sh

@@ -5,9 +5,17 @@
  *   GET /metrics  Prometheus text format from the agent's registry.
  * Extra routes (an agent's own API) can be added through `routes`.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createRequire } from 'node:module';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
+
+/**
+ * node:http through require, not `import`: an ES import of a built-in evaluates every export,
+ * and node:http's lazy WebSocket/EventSource getters then load undici (~13 MiB of RSS and
+ * ~50 ms of start-up that no agent uses).
+ */
+const { createServer } = createRequire(import.meta.url)('node:http') as typeof import('node:http');
 
 export type Route = (req: IncomingMessage, res: ServerResponse, url: URL) => void | Promise<void>;
 

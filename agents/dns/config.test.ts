@@ -54,6 +54,7 @@ test('bad flag values give one-line errors naming the flag', () => {
     [['--prefix', 'skydns'], /--prefix: "skydns" must be an etcd path/],
     [['--nameservers', 'dns.google'], /--nameservers: "dns.google" is not an IP address/],
     [['--metrics-addr', 'x'], /--metrics-addr: "x" is not host:port/],
+    [['--udp-io', 'fast'], /--udp-io: "fast" is not one of auto, batch, dgram/],
   ];
   for (const [argv, re] of cases) assert.throws(() => cfg(argv), re, argv.join(' '));
 });
@@ -115,6 +116,8 @@ test('--round-robin defaults on; lease TTL bounds default to CoreDNS’s and are
   const base = ['--nameservers', '10.0.0.2'];
   const d = cfg(base);
   assert.equal(d.roundRobin, true);
+  assert.equal(d.udpIo, 'auto');
+  assert.equal(cfg([...base, '--udp-io', 'dgram']).udpIo, 'dgram');
   assert.deepEqual([d.minLeaseTtl, d.maxLeaseTtl], [30, 86400]);
   assert.equal(cfg([...base, '--round-robin=false']).roundRobin, false);
   assert.equal(cfg([...base, '--no-round-robin']).roundRobin, false);

@@ -14,6 +14,7 @@ import { splitHostPort } from '../common/http.js';
 import { logFlags } from '../common/logger.js';
 import { parseUpstream, readResolvConf, type Upstream } from './forwarder.js';
 import { fqdn } from './records.js';
+import { UDP_IO_MODES, type UdpIoMode } from './udp.js';
 
 export const dnsdFlags = {
   addr: {
@@ -70,6 +71,12 @@ export const dnsdFlags = {
     help: 'rotate A/AAAA answers and order SRV by weight per query (RFC 2782); --round-robin=false keeps the stored order',
     default: true,
   },
+  'udp-io': {
+    type: 'string',
+    value: 'auto|batch|dgram',
+    help: "UDP I/O: batch = dnsd's native addon (native/udp.node), one read and one send system call per batch of up to 64 datagrams; dgram = Node's dgram; auto takes batch when the addon loads, else dgram with a warning",
+    default: 'auto',
+  },
   'subnet-file': {
     type: 'string',
     value: 'FILE',
@@ -111,6 +118,7 @@ export interface DnsdConfig {
   minLeaseTtl: number;
   maxLeaseTtl: number;
   roundRobin: boolean;
+  udpIo: UdpIoMode;
   metrics: { host: string; port: number } | null;
   /** Said once at start: the default listen addresses left the bridge out (no subnet file). */
   notice?: string;
@@ -163,6 +171,8 @@ export function buildConfig(f: DnsdFlags): DnsdConfig {
     throw new UsageError(
       `--min-lease-ttl (${f.minLeaseTtl}) and --max-lease-ttl (${f.maxLeaseTtl}) need 0 <= min <= max`,
     );
+  if (!(UDP_IO_MODES as readonly string[]).includes(f.udpIo))
+    throw new UsageError(`--udp-io: "${f.udpIo}" is not one of ${UDP_IO_MODES.join(', ')}`);
   let metrics: DnsdConfig['metrics'] = null;
   if (f.metricsAddr) {
     try {
@@ -191,6 +201,7 @@ export function buildConfig(f: DnsdFlags): DnsdConfig {
     minLeaseTtl: f.minLeaseTtl,
     maxLeaseTtl: f.maxLeaseTtl,
     roundRobin: f.roundRobin,
+    udpIo: f.udpIo as UdpIoMode,
     metrics,
   };
 }

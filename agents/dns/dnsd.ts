@@ -18,6 +18,9 @@ import { RecordStore } from './store.js';
 import { ZoneTree } from './tree.js';
 import { UsageError } from '../common/errors.js';
 import { CheckStats, registerCheckStats } from './checker.js';
+import { pickUdpTransport } from './udp.js';
+import { loadBatchTransport } from './udp-batch.js';
+import { dgramTransport } from './udp-dgram.js';
 
 export async function startDnsd(flags: DnsdFlags, log: Logger): Promise<() => Promise<void>> {
   const cfg = buildConfig(flags);
@@ -28,6 +31,12 @@ export async function startDnsd(flags: DnsdFlags, log: Logger): Promise<() => Pr
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
+  const udp = pickUdpTransport(
+    cfg.udpIo,
+    dgramTransport,
+    cfg.udpIo === 'dgram' ? new Error('not asked for') : loadBatchTransport(),
+  );
+  if (udp.warning) log.warn(udp.warning);
   const client = createEtcd(flags);
   const tree = new ZoneTree();
   const cache = new AnswerCache();
@@ -71,7 +80,7 @@ export async function startDnsd(flags: DnsdFlags, log: Logger): Promise<() => Pr
     }),
     log,
   });
-  const server = new DnsServer(resolver, log);
+  const server = new DnsServer(resolver, log, udp.transport);
   await server.listen(cfg.addrs);
   store.start();
   let health: HealthServer | null = null;
@@ -98,6 +107,15 @@ export async function startDnsd(flags: DnsdFlags, log: Logger): Promise<() => Pr
           counter: true,
         },
         cache_entries: { help: 'encoded answers cached', read: () => cache.size },
+        udp_send_failures_total: {
+          help: 'UDP answers not sent: refused by the kernel, or dropped while the send buffer stayed full (--udp-io batch)',
+          read: () =>
+            server.udpListeners.reduce((n, l) => {
+              const s = l.stats?.();
+              return n + Number(s?.['sendErrors'] ?? 0) + Number(s?.['dropped'] ?? 0);
+            }, 0),
+          counter: true,
+        },
       });
       registerCheckStats(m.registry, checkStats);
       health = await startHealthServer({
@@ -132,6 +150,7 @@ export async function startDnsd(flags: DnsdFlags, log: Logger): Promise<() => Pr
   log.info(
     {
       listen: server.listeners.map((l) => `${l.host}:${l.port}`),
+      udpIo: udp.transport.name,
       zones: cfg.zones,
       upstreams: forwarder ? upstreams.map((u) => `${u.host}:${u.port}`) : [],
       metrics: health ? `${cfg.metrics!.host}:${health.port}` : null,

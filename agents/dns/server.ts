@@ -5,8 +5,7 @@
  * unless the zone changed meanwhile. Malformed packets are counted and dropped; nothing a
  * client sends can throw out of a handler.
  */
-import { createSocket, type Socket } from 'node:dgram';
-import { createServer, isIP, type Server, type Socket as TcpSocket } from 'node:net';
+import { createServer, type Server, type Socket as TcpSocket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import dns2 from 'dns2';
 import type { Logger } from '../common/logger.js';
@@ -26,6 +25,8 @@ import {
 import { nextOrder, planSpread, spreadAnswer, type Spread } from './spread.js';
 import { DnsStats, typeLabel } from './stats.js';
 import type { ZoneTree } from './tree.js';
+import type { UdpAnswer, UdpListener, UdpTransport } from './udp.js';
+import { dgramTransport } from './udp-dgram.js';
 import {
   errorReply,
   opcodeOf,
@@ -263,25 +264,43 @@ export interface Listener {
 const MAX_TCP_CONNECTIONS = 256;
 const TCP_IDLE_MS = 10_000;
 
-/** UDP + TCP listeners on each address, all answering through one Resolver. */
+/**
+ * UDP + TCP listeners on each address, all answering through one Resolver. UDP goes through
+ * `udp` (udp.ts: Node's dgram by default, or the batched addon).
+ */
 export class DnsServer {
-  private udp: Socket[] = [];
+  private udp: UdpListener[] = [];
+  /** The bound UDP sockets, one per listener. */
+  get udpListeners(): readonly UdpListener[] {
+    return this.udp;
+  }
   private tcp: Server[] = [];
   private conns = new Set<TcpSocket>();
   readonly listeners: Listener[] = [];
+  private readonly udpAnswer: UdpAnswer;
 
   constructor(
     private readonly resolver: Resolver,
     private readonly log: Logger,
-  ) {}
+    readonly udpTransport: UdpTransport = dgramTransport,
+  ) {
+    this.udpAnswer = (req, client, t0) => {
+      try {
+        return resolver.answer(req, client, false, t0);
+      } catch {
+        resolver.stats.malformed++;
+        return null;
+      }
+    };
+  }
 
   /** Binds every address; port 0 picks one port free for both UDP and TCP. */
   async listen(addrs: { host: string; port: number }[]): Promise<Listener[]> {
     for (const a of addrs) {
       let lastErr: unknown;
       for (let attempt = 0; attempt < 10; attempt++) {
-        const udp = await this.bindUdp(a.host, a.port);
-        const port = udp.address().port;
+        const udp = await this.udpTransport.bind(a.host, a.port, this.udpAnswer, this.log);
+        const port = udp.port;
         try {
           const tcp = await this.bindTcp(a.host, port);
           this.udp.push(udp);
@@ -291,53 +310,13 @@ export class DnsServer {
           break;
         } catch (err) {
           lastErr = err;
-          udp.close();
+          await udp.close();
           if (a.port !== 0) break;
         }
       }
       if (lastErr) throw lastErr;
     }
     return this.listeners;
-  }
-
-  private bindUdp(host: string, port: number): Promise<Socket> {
-    return new Promise((resolve, reject) => {
-      const family = isIP(host) === 6 ? 6 : 4;
-      const s = createSocket({
-        type: family === 6 ? 'udp6' : 'udp4',
-        recvBufferSize: 1 << 20,
-        sendBufferSize: 1 << 20,
-        // Replies go to rinfo.address, always an IP literal: skip dns.lookup and its nextTick.
-        lookup: (address, _opts, cb) =>
-          (cb as (err: null, address: string, family: number) => void)(null, address, family),
-      });
-      const r = this.resolver;
-      s.on('message', (msg, rinfo) => {
-        const t0 = performance.now();
-        let out: Buffer | null | Promise<Buffer | null>;
-        try {
-          out = r.answer(msg, rinfo.address, false, t0);
-        } catch {
-          r.stats.malformed++;
-          return;
-        }
-        if (out === null) return;
-        if (out instanceof Promise)
-          out.then(
-            (b) => {
-              if (b) s.send(b, rinfo.port, rinfo.address);
-            },
-            () => undefined,
-          );
-        else s.send(out, rinfo.port, rinfo.address);
-      });
-      s.once('error', reject);
-      s.bind(port, host, () => {
-        s.removeListener('error', reject);
-        s.on('error', (err) => this.log.warn({ err: errorMessage(err) }, 'udp socket error'));
-        resolve(s);
-      });
-    });
   }
 
   private bindTcp(host: string, port: number): Promise<Server> {
@@ -394,7 +373,7 @@ export class DnsServer {
   async close(): Promise<void> {
     for (const c of this.conns) c.destroy();
     await Promise.all([
-      ...this.udp.map((s) => new Promise<void>((r) => s.close(() => r()))),
+      ...this.udp.map((s) => s.close()),
       ...this.tcp.map((s) => new Promise<void>((r) => s.close(() => r()))),
     ]);
     this.udp = [];

@@ -1,6 +1,6 @@
 /** Test helpers: a ZoneTree from `{ key: json }`, and raw DNS queries over UDP/TCP. */
 import { createSocket } from 'node:dgram';
-import { connect } from 'node:net';
+import { connect, isIP } from 'node:net';
 import dns2 from 'dns2';
 import { T, type RR } from './lookup.js';
 import { entryFrom, ZoneTree } from './tree.js';
@@ -53,7 +53,7 @@ export function udpAsk(
   host = '127.0.0.1',
 ): Promise<Buffer | null> {
   return new Promise((resolve) => {
-    const s = createSocket('udp4');
+    const s = createSocket(isIP(host) === 6 ? 'udp6' : 'udp4');
     const timer = setTimeout(() => {
       s.close();
       resolve(null);

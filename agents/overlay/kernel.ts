@@ -4,14 +4,9 @@
  * and applies reconcile ops. Reads are scoped to what this agent manages (see `readState`), so
  * other routes on the host are never seen as "extra" and never deleted.
  */
-import {
-  AttrStream,
-  FlagsNew,
-  createRtNetlink,
-  ifla,
-  type RtNetlinkSocket,
-  type StreamData,
-} from 'netlink';
+import { createRequire } from 'node:module';
+import type * as Netlink from 'netlink';
+import type { RtNetlinkSocket, StreamData } from 'netlink';
 import {
   IPv4,
   IPv6,
@@ -28,6 +23,14 @@ import {
   type Prefix,
 } from './ip.js';
 import type { FdbEntry, KernelState, NeighEntry, Op, RouteEntry } from './reconcile.js';
+
+// Only netlink's rtnetlink parts: its index also loads the generic-netlink, nl80211 and
+// WireGuard families (~20 ms of start-up and ~1.5 MiB, measured), which this agent never uses.
+const nl = createRequire(import.meta.url);
+const { AttrStream } = nl('netlink/dist/structs.js') as Pick<typeof Netlink, 'AttrStream'>;
+const { FlagsNew } = nl('netlink/dist/constants.js') as Pick<typeof Netlink, 'FlagsNew'>;
+const { createRtNetlink } = nl('netlink/dist/rt/rt.js') as Pick<typeof Netlink, 'createRtNetlink'>;
+const ifla = nl('netlink/dist/rt/ifla.js') as typeof Netlink.ifla;
 
 const AF_INET = 2;
 const AF_BRIDGE = 7;
@@ -77,7 +80,7 @@ function encode(data: StreamData): Buffer {
 
 function toLinkInfo(m: {
   data: { index?: number; flags?: { up?: true } };
-  attrs: ifla.LinkAttrs;
+  attrs: Netlink.ifla.LinkAttrs;
 }): LinkInfo {
   let kind: string | undefined;
   let vxlan: VxlanInfo | undefined;

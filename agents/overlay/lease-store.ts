@@ -7,7 +7,6 @@
  * etcd leases); a key without an etcd lease is a reservation and never gets one.
  */
 import { EventEmitter } from 'node:events';
-import type { Etcd3, IKeyValue, Watcher } from 'etcd3';
 import {
   decodeLease,
   encodeLease,
@@ -19,12 +18,9 @@ import {
 } from './lease.js';
 import type { Cidr, Prefix } from './ip.js';
 import { errorMessage } from '../common/errors.js';
-import {
-  EtcdPermissionError,
-  explainDenied,
-  isPermissionDenied,
-  keepAliveOnce,
-} from '../common/etcd.js';
+import { EtcdPermissionError, explainDenied, isPermissionDenied } from '../common/etcd-settings.js';
+import type { EtcdKv, EtcdWatch } from '../common/etcd-client.js';
+import { prefixEnd, type KeyValue, type RequestOp } from '../common/etcd-wire.js';
 
 export interface StoreEvents {
   /** The lease set changed: these keys were put or deleted, or (undefined) a fresh list replaced it. */
@@ -47,13 +43,13 @@ export interface Held {
 
 export class LeaseStore extends EventEmitter<StoreEvents> {
   readonly leases = new Map<string, Lease>();
-  private watcher: Watcher | undefined;
+  private watcher: EtcdWatch | undefined;
   private closed = false;
   /** Keys whose last bad value was already reported, so bad data is logged once. */
   private readonly reported = new Map<string, string>();
 
   constructor(
-    private readonly client: Etcd3,
+    private readonly client: EtcdKv,
     readonly prefix: string,
   ) {
     super();
@@ -64,18 +60,17 @@ export class LeaseStore extends EventEmitter<StoreEvents> {
   }
 
   async getConfig(): Promise<string | null> {
-    return this.client
-      .get(this.configKey())
-      .string()
+    const res = await this.client
+      .range({ key: this.configKey() })
       .catch(explainDenied('read', this.configKey()));
+    return res.kvs[0]?.value ?? null;
   }
 
   /** Replaces the in-memory set with a fresh list; returns the revision it reflects. */
   async list(): Promise<string> {
+    const prefix = subnetsPrefix(this.prefix);
     const res = await this.client
-      .getAll()
-      .prefix(subnetsPrefix(this.prefix))
-      .exec()
+      .range({ key: prefix, rangeEnd: prefixEnd(prefix) })
       .catch(explainDenied('read', `${subnetsPrefix(this.prefix)}*`));
     this.leases.clear();
     for (const kv of res.kvs) this.apply(kv, false);
@@ -89,19 +84,19 @@ export class LeaseStore extends EventEmitter<StoreEvents> {
     if (this.closed) return;
     // Listeners go on before the watch is created: a start revision that was compacted away is
     // answered with "created" and "canceled" together, and the error must not be missed.
-    const w = this.client
-      .watch()
-      .prefix(subnetsPrefix(this.prefix))
-      .startRevision(String(BigInt(rev) + 1n))
-      .watcher();
+    const prefix = subnetsPrefix(this.prefix);
+    const w = this.client.watch({
+      key: prefix,
+      rangeEnd: prefixEnd(prefix),
+      startRevision: String(BigInt(rev) + 1n),
+    });
     this.watcher = w;
-    w.on('data', (res) => {
-      for (const ev of res.events) this.apply(ev.kv, ev.type === 'Delete');
-      if (res.events.length > 0)
-        this.emit(
-          'change',
-          res.events.map((ev) => ev.kv.key.toString()),
-        );
+    w.on('events', (events) => {
+      for (const ev of events) this.apply(ev.kv, ev.type === 'Delete');
+      this.emit(
+        'change',
+        events.map((ev) => ev.kv.key),
+      );
     });
     w.on('error', (err) => {
       if (this.closed || this.watcher !== w) return;
@@ -112,8 +107,7 @@ export class LeaseStore extends EventEmitter<StoreEvents> {
           ? new EtcdPermissionError('read', `${subnetsPrefix(this.prefix)}* (watch)`).message
           : errorMessage(err),
       );
-      // etcd3 has already dropped a cancelled watcher; cancelling it again makes the library
-      // throw "Failed to find watcher" from inside its stream handler.
+      // A watch that reported an error has ended; there is nothing to cancel.
       const retry = () => {
         if (this.closed) return;
         this.sync().catch((e: unknown) => {
@@ -125,8 +119,8 @@ export class LeaseStore extends EventEmitter<StoreEvents> {
     });
   }
 
-  private apply(kv: IKeyValue, deleted: boolean): void {
-    const key = kv.key.toString();
+  private apply(kv: KeyValue, deleted: boolean): void {
+    const key = kv.key;
     const subnets = keyToSubnets(this.prefix, key);
     if (!subnets) return;
     const { subnet, subnet6 } = subnets;
@@ -135,7 +129,7 @@ export class LeaseStore extends EventEmitter<StoreEvents> {
       this.reported.delete(key);
       return;
     }
-    const value = kv.value.toString();
+    const value = kv.value;
     try {
       const attrs = decodeLease(value);
       this.leases.set(key, {
@@ -144,7 +138,7 @@ export class LeaseStore extends EventEmitter<StoreEvents> {
         ...(subnet6 ? { subnet6 } : {}),
         attrs,
         etcdLease: kv.lease,
-        modRevision: kv.mod_revision,
+        modRevision: kv.modRevision,
       });
       this.reported.delete(key);
     } catch (err) {
@@ -168,14 +162,15 @@ export class LeaseStore extends EventEmitter<StoreEvents> {
   ): Promise<Held | undefined> {
     const key = subnetKey(this.prefix, subnet, subnet6);
     const value = encodeLease(attrs);
-    const { ID } = await this.client.leaseClient.leaseGrant({ TTL: ttlSeconds, ID: 0 });
+    const { id } = await this.client.leaseGrant(ttlSeconds);
     const res = await this.client
-      .if(key, 'Create', '==', 0)
-      .then(this.client.put(key).value(value).lease(ID))
-      .commit()
+      .txn({
+        compare: [{ key, target: 'Create', result: '==', value: 0 }],
+        success: [{ put: { key, value, lease: id } }],
+      })
       .catch(explainDenied('write', key));
-    if (res.succeeded) return { subnet, subnet6, key, etcdLease: ID, value };
-    await this.client.leaseClient.leaseRevoke({ ID }).catch(() => undefined);
+    if (res.succeeded) return { subnet, subnet6, key, etcdLease: id, value };
+    await this.client.leaseRevoke(id).catch(() => undefined);
     return undefined;
   }
 
@@ -187,25 +182,25 @@ export class LeaseStore extends EventEmitter<StoreEvents> {
   async adopt(existing: Lease, attrs: LeaseAttrs, ttlSeconds: number): Promise<Held | undefined> {
     const value = encodeLease(attrs);
     const current = await this.client
-      .get(existing.key)
-      .exec()
+      .range({ key: existing.key })
       .catch(explainDenied('read', existing.key));
     const kv = current.kvs[0];
-    if (!kv || kv.mod_revision !== existing.modRevision) return undefined;
+    if (!kv || kv.modRevision !== existing.modRevision) return undefined;
     let id = kv.lease;
     const reservation = id === '0';
     if (!reservation) {
-      const ttl = await this.client.leaseClient.leaseTimeToLive({ ID: id, keys: false });
-      if (Number(ttl.TTL) <= 0)
-        id = (await this.client.leaseClient.leaseGrant({ TTL: ttlSeconds, ID: 0 })).ID;
+      const ttl = await this.client.leaseTimeToLive(id);
+      if (Number(ttl.ttl) <= 0) id = (await this.client.leaseGrant(ttlSeconds)).id;
     }
-    if (kv.value.toString() !== value || id !== kv.lease) {
-      const put = this.client.put(existing.key).value(value);
-      if (!reservation) put.lease(id);
+    if (kv.value !== value || id !== kv.lease) {
+      const put: RequestOp = {
+        put: { key: existing.key, value, lease: reservation ? undefined : id },
+      };
       const res = await this.client
-        .if(existing.key, 'Mod', '==', kv.mod_revision)
-        .then(put)
-        .commit()
+        .txn({
+          compare: [{ key: existing.key, target: 'Mod', result: '==', value: kv.modRevision }],
+          success: [put],
+        })
         .catch(explainDenied('write', existing.key));
       if (!res.succeeded) return undefined;
     }
@@ -221,19 +216,19 @@ export class LeaseStore extends EventEmitter<StoreEvents> {
   /** Rewrites our value (e.g. a new VtepMAC) on the same etcd lease; false if the key is gone. */
   async update(held: Held, attrs: LeaseAttrs): Promise<Held | undefined> {
     const value = encodeLease(attrs);
-    const put = this.client.put(held.key).value(value);
-    if (held.etcdLease !== '0') put.lease(held.etcdLease);
+    const lease = held.etcdLease !== '0' ? held.etcdLease : undefined;
     const res = await this.client
-      .if(held.key, 'Create', '>', 0)
-      .then(put)
-      .commit()
+      .txn({
+        compare: [{ key: held.key, target: 'Create', result: '>', value: 0 }],
+        success: [{ put: { key: held.key, value, lease } }],
+      })
       .catch(explainDenied('write', held.key));
     return res.succeeded ? { ...held, value } : undefined;
   }
 
   /** One keep-alive round trip; resolves the remaining TTL in seconds (0 = the lease is gone). */
   keepAlive(id: string): Promise<number> {
-    return keepAliveOnce(this.client, id);
+    return this.client.keepAliveOnce(id);
   }
 
   async close(): Promise<void> {

@@ -2,7 +2,8 @@
 /** overlayd: flannel-compatible overlay agent. Wiring only: flags → network loop → health server. */
 import '../common/compile-cache.js';
 import { runCommand } from '../common/agent.js';
-import { createEtcd, etcdFlags } from '../common/etcd.js';
+import { createEtcdClient } from '../common/etcd-client.js';
+import { etcdFlags } from '../common/etcd-settings.js';
 import { startHealthServer } from '../common/http.js';
 import { logFlags } from '../common/logger.js';
 import { metricsFor } from '../common/metrics.js';
@@ -117,7 +118,7 @@ await runCommand({
     if (f.healthzPort < 0 || f.healthzPort > 65535)
       throw new UsageError(`--healthz-port: ${f.healthzPort} is not a port`);
     const metrics = metricsFor('overlay');
-    const etcd = createEtcd(f);
+    const etcd = createEtcdClient(f);
     const net = new OverlayNetwork({
       etcd,
       etcdEndpoints: f.etcdEndpoints,

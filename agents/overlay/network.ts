@@ -6,7 +6,7 @@
  * changed behind our back. Both run in one queue, never interleaved. Stopping leaves the lease
  * and the kernel state in place for a seamless restart.
  */
-import type { Etcd3 } from 'etcd3';
+import type { EtcdKv } from '../common/etcd-client.js';
 import type { Logger } from '../common/logger.js';
 import { ConfigError, errorMessage } from '../common/errors.js';
 import type { MetricSet } from '../common/metrics.js';
@@ -40,7 +40,7 @@ import { VxlanBackend } from './backends/vxlan.js';
 import { HostGwBackend } from './backends/host-gw.js';
 
 export interface NetworkOptions {
-  etcd: Etcd3;
+  etcd: EtcdKv;
   etcdEndpoints: string[];
   prefix: string;
   iface: string | undefined;

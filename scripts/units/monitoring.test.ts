@@ -145,5 +145,21 @@ test('the local cluster config: every job gets static targets, rules absolute, p
     const { etcd: _etcd, ...missing } = targets;
     assert.throws(() => localPrometheusConfig(shipped, missing, d), /no targets for scrape job "etcd"/);
     assert.throws(() => localPrometheusConfig(shipped, { ...targets, nope: [] }, d), /no scrape job "nope"/);
+
+    // etcd with client certificates: that job over https with Prometheus's own certificate.
+    for (const f of ['ca.pem', 'prometheus.pem', 'prometheus-key.pem']) writeFileSync(join(d, f), '');
+    const tls = { caFile: join(d, 'ca.pem'), certFile: join(d, 'prometheus.pem'), keyFile: join(d, 'prometheus-key.pem') };
+    const secure = localPrometheusConfig(shipped, targets, d, '1s', { etcd: tls });
+    writeFileSync(join(d, 'secure.yml'), secure);
+    const rs = promtool(['check', 'config', '--syntax-only', 'secure.yml'], d);
+    assert.equal(rs.code, 0, rs.out);
+    const jobs = (parse(secure) as { scrape_configs: { job_name: string; scheme?: string; tls_config?: unknown }[] }).scrape_configs;
+    assert.deepEqual(jobs.find((j) => j.job_name === 'etcd'), {
+      job_name: 'etcd',
+      static_configs: [{ targets: ['10.231.9.1:2379'] }],
+      scheme: 'https',
+      tls_config: { ca_file: tls.caFile, cert_file: tls.certFile, key_file: tls.keyFile },
+    });
+    assert.ok(jobs.filter((j) => j.job_name !== 'etcd').every((j) => !j.scheme && !j.tls_config));
   });
 });

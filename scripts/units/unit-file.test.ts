@@ -164,6 +164,10 @@ test('commandFromUnit: the sidekick announces %i.web.skydns.local', () => {
   assert.deepEqual(argv, [
     '/opt/flotilla/bin/announce',
     '--etcd-endpoints=http://10.1.0.1:2379',
+    // No /etc/flotilla/etcd/announce.env: empty, so plain http (the agent ignores an empty file name).
+    '--etcd-cafile=',
+    '--etcd-certfile=',
+    '--etcd-keyfile=',
     '--container',
     'nginx-3',
     '--name',
@@ -173,6 +177,38 @@ test('commandFromUnit: the sidekick announces %i.web.skydns.local', () => {
     '--ttl',
     '30',
   ]);
+});
+
+test('commandFromUnit: each etcd agent takes its own certificate from /etc/flotilla/etcd/<user>.env', () => {
+  for (const [file, user] of [
+    ['overlayd.service', 'overlayd'],
+    ['dnsd.service', 'dnsd'],
+    ['nginx-announce@.service', 'announce'],
+    ['logs-aggregator@.service', 'logsd'],
+  ] as const) {
+    const unit = parseUnit(unitText(file));
+    const files = unit.sections
+      .flatMap((s) => s.entries)
+      .filter((e) => e.key === 'EnvironmentFile')
+      .map((e) => e.value);
+    // Last, so it wins over flotilla.env; optional, so a plain-http site needs nothing.
+    assert.equal(files.at(-1), `-/etc/flotilla/etcd/${user}.env`, file);
+    const argv = commandFromUnit(unit, {
+      name: file.replace('@.', '@1.'),
+      env: {
+        FLOTILLA_ETCD_ENDPOINTS: 'https://10.1.0.1:2379',
+        FLOTILLA_ETCD_CAFILE: '/etc/flotilla/etcd/ca.pem',
+        FLOTILLA_ETCD_CERTFILE: `/etc/flotilla/etcd/${user}.pem`,
+        FLOTILLA_ETCD_KEYFILE: `/etc/flotilla/etcd/${user}-key.pem`,
+      },
+    });
+    for (const want of [
+      '/etc/flotilla/etcd/ca.pem',
+      `/etc/flotilla/etcd/${user}.pem`,
+      `/etc/flotilla/etcd/${user}-key.pem`,
+    ])
+      assert.ok(argv.some((a) => a.endsWith(`=${want}`)), `${file}: ${want} in ${argv.join(' ')}`);
+  }
 });
 
 test('commandFromUnit: refuses a unit without exactly one ExecStart', () => {

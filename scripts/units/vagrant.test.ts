@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
@@ -74,6 +74,41 @@ test('vagrant/user-data: the setup script installs every unit file that fleet-un
   assert.match(script, /install\.sh --fleet/);
   assert.match(script, /cd \/opt\/flotilla\/units/);
   assert.doesNotMatch(script, /nodejs\.org|npm (ci|install)/);
+});
+
+test('vagrant/user-data: etcd runs with TLS and roles, and every agent gets its own certificate', () => {
+  const c = checkCloudConfig(userData());
+  const script = c.files.find((f) => f.path === SETUP_SCRIPT)!.content;
+  // etcd: https for clients and peers, client certificates required on both.
+  for (const want of [
+    /^ETCD_LISTEN_CLIENT_URLS=https:\/\/127\.0\.0\.1:2379,https:\/\/\$ip:2379$/m,
+    /^ETCD_ADVERTISE_CLIENT_URLS=https:/m,
+    /^ETCD_LISTEN_PEER_URLS=https:/m,
+    /^ETCD_CLIENT_CERT_AUTH=true$/m,
+    /^ETCD_TRUSTED_CA_FILE=\$ETCD_DIR\/ca\.pem$/m,
+    /^ETCD_PEER_CLIENT_CERT_AUTH=true$/m,
+  ])
+    assert.match(script, want);
+  assert.doesNotMatch(script, /http:\/\/[^\s]*:23[78]0/, 'no plain-http etcd URL left');
+  // The units' agents and fleet connect over https with their certificates.
+  assert.match(script, /FLOTILLA_ETCD_ENDPOINTS=https:\/\/127\.0\.0\.1:2379/);
+  assert.match(script, /FLEET_ETCD_SERVERS=https:.*FLEET_ETCD_CERTFILE=%s\/fleet\.pem/);
+  // Every /etc/flotilla/etcd/<user>.env a unit reads is written, from that user's certificate.
+  const loop = /for u in ([^;]+); do\n\s+install -m 0644 "\$PKI\/\$u\.pem"/.exec(script);
+  assert.ok(loop, 'the setup script installs each user\'s certificate');
+  const installed = loop[1]!.trim().split(/\s+/);
+  assert.match(script, /\$ETCD_DIR\/\$u\.env/);
+  assert.match(script, /ETCD_DIR=\/etc\/flotilla\/etcd$/m);
+  const wanted = loadUnitDir(join(REPO_ROOT, 'units'))
+    .flatMap((s) => [...s.text.matchAll(/^EnvironmentFile=-\/etc\/flotilla\/etcd\/([a-z]+)\.env$/gm)].map((m) => m[1]!));
+  assert.ok(wanted.length >= 4, wanted.join(' '));
+  for (const u of wanted) assert.ok(installed.includes(u), `${u}.env: ${installed.join(' ')}`);
+  assert.ok(!installed.includes('root'), 'the operator certificate stays off the VMs');
+  // Roles before the overlay config and the units: network-config runs the shipped etcd-roles.sh as root.
+  const net = /network_config\(\) \{([\s\S]*?)\n\}/.exec(script)?.[1] ?? '';
+  assert.match(net, /ETCDCTL_CERT=\$PKI\/root\.pem/);
+  const roles = net.indexOf('scripts/release/etcd-roles.sh');
+  assert.ok(roles > 0 && roles < net.indexOf('etcdctl put'), net);
 });
 
 test('cloud-config check rejects planted mistakes', () => {
@@ -169,8 +204,13 @@ test('vagrant/Vagrantfile: run with Vagrant stubbed, it defines core-01..03 on 1
     t.skip('ruby is not installed on this machine; Vagrantfile not run');
     return;
   }
-  const dir = mkdtempSync(join(tmpdir(), 'flt-vagrant-'));
+  // The repository's layout: vagrant/ beside scripts/release/etcd-certs.sh, which the Vagrantfile runs.
+  const top = mkdtempSync(join(tmpdir(), 'flt-vagrant-'));
+  const dir = join(top, 'vagrant');
   try {
+    mkdirSync(dir);
+    mkdirSync(join(top, 'scripts', 'release'), { recursive: true });
+    copyFileSync(join(REPO_ROOT, 'scripts', 'release', 'etcd-certs.sh'), join(top, 'scripts', 'release', 'etcd-certs.sh'));
     for (const f of ['Vagrantfile', 'config.rb', 'user-data']) copyFileSync(join(VAGRANT, f), join(dir, f));
     const r = spawnSync('ruby', ['-e', RECORDING_VAGRANT, join(dir, 'Vagrantfile')], { encoding: 'utf8' });
     assert.equal(r.status, 0, r.stderr);
@@ -194,10 +234,32 @@ test('vagrant/Vagrantfile: run with Vagrant stubbed, it defines core-01..03 on 1
     const env = readFileSync(join(dir, '.generated', 'cluster.env'), 'utf8');
     assert.match(
       env,
-      /^ETCD_INITIAL_CLUSTER=core-01=http:\/\/172\.17\.8\.101:2380,core-02=http:\/\/172\.17\.8\.102:2380,core-03=http:\/\/172\.17\.8\.103:2380$/m,
+      /^ETCD_INITIAL_CLUSTER=core-01=https:\/\/172\.17\.8\.101:2380,core-02=https:\/\/172\.17\.8\.102:2380,core-03=https:\/\/172\.17\.8\.103:2380$/m,
     );
     assert.match(env, /^FLOTILLA_LOGS_AGGREGATOR=172\.17\.8\.101:24240$/m);
+
+    // etcd's certificates, by the shipped etcd-certs.sh: etcd's for every VM's address, one per
+    // etcd user and fleet's, all from one CA; keys 0600.
+    const pki = join(dir, '.generated', 'etcd-pki');
+    const x509 = (f: string, ...args: string[]) =>
+      spawnSync('openssl', ['x509', '-noout', '-in', join(pki, f), ...args], { encoding: 'utf8' }).stdout;
+    const san = x509('server.pem', '-ext', 'subjectAltName');
+    for (const ip of ['172.17.8.101', '172.17.8.102', '172.17.8.103', '127.0.0.1'])
+      assert.match(san, new RegExp(`IP Address:${ip.replace(/\./g, '\\.')}(,|$)`, 'm'), san);
+    for (const u of ['root', 'overlayd', 'dnsd', 'registrator', 'announce', 'logsd', 'fleet']) {
+      assert.match(x509(`${u}.pem`, '-subject'), new RegExp(`CN ?= ?${u}$`, 'm'), u);
+      const v = spawnSync('openssl', ['verify', '-CAfile', join(pki, 'ca.pem'), join(pki, `${u}.pem`)], { encoding: 'utf8' });
+      assert.equal(v.status, 0, `${u}: ${v.stdout}${v.stderr}`);
+      assert.equal(statSync(join(pki, `${u}-key.pem`)).mode & 0o777, 0o600, u);
+    }
+    // A second run keeps them; a fourth VM issues etcd's certificate again, for its address too.
+    const before = readFileSync(join(pki, 'overlayd.pem'), 'utf8');
+    writeFileSync(join(dir, 'config.rb'), readFileSync(join(dir, 'config.rb'), 'utf8').replace(/^\$num_instances = 3$/m, '$num_instances = 4'));
+    const again = spawnSync('ruby', ['-e', RECORDING_VAGRANT, join(dir, 'Vagrantfile')], { encoding: 'utf8' });
+    assert.equal(again.status, 0, again.stderr);
+    assert.equal(readFileSync(join(pki, 'overlayd.pem'), 'utf8'), before);
+    assert.match(x509('server.pem', '-ext', 'subjectAltName'), /IP Address:172\.17\.8\.104/);
   } finally {
-    rmSync(dir, { recursive: true, force: true });
+    rmSync(top, { recursive: true, force: true });
   }
 });

@@ -138,9 +138,10 @@ async function startDnsd(extra: string[] = []) {
     ],
     { logFile: join(dir, `dnsd-${port}.log`) },
   );
+  const log = join(dir, `dnsd-${port}.log`);
   const ready = () => fetch(`http://127.0.0.1:${metrics}/readyz`).then((r) => r.status);
   await waitFor('dnsd ready', async () => (await ready()) === 200, 15_000);
-  return { port, metrics, ready, proc: p };
+  return { port, metrics, ready, proc: p, log };
 }
 
 test('dnsd answers a record change within 100 ms and keeps answering while etcd is down', async () => {
@@ -193,6 +194,9 @@ test('dnsd answers a record change within 100 ms and keeps answering while etcd 
   const m = await (await fetch(`http://127.0.0.1:${d.metrics}/metrics`)).text();
   assert.match(m, /flotilla_dns_queries_total\{type="A",rcode="NOERROR"\} \d+/);
   assert.match(m, /flotilla_dns_cache_hits_total [1-9]/);
+  assert.match(m, /flotilla_dns_udp_send_failures_total 0/);
+  // These answers came through the batch UDP transport (the default once setup built the addon).
+  assert.doesNotMatch(readFileSync(d.log, 'utf8'), /addon is not available/);
   await stopPid(d.proc.pid);
   assert.equal(await withDeadline(d.proc.exited, 10_000, 'dnsd exit'), 0);
 });

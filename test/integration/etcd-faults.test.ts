@@ -123,7 +123,11 @@ before(async () => {
   cluster = await startCluster({ name: 'etcdfaults', hosts: 2, etcdMembers: 3 });
   [h1, h2] = cluster.hosts as [Host, Host];
   etcd = createEtcd({ etcdEndpoints: cluster.etcdEndpoints });
-  await etcd.put(`${NET}/config`).value('{"Network":"10.5.0.0/16","Backend":{"Type":"vxlan"}}');
+  // The agents lease from 10.5.1-63.0/24 only, so the fake peers below (10.5.77, 10.5.88) never
+  // overwrite an agent's own randomly chosen subnet.
+  await etcd
+    .put(`${NET}/config`)
+    .value('{"Network":"10.5.0.0/16","SubnetMax":"10.5.63.0","Backend":{"Type":"vxlan"}}');
   await etcd.put(recordKey('before')).value('{"host":"10.9.0.1"}');
   await etcd.put(recordKey('gone')).value('{"host":"10.9.0.2"}');
 

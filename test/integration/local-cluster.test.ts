@@ -5,14 +5,18 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, readlinkSync } from 'node:fs';
-import { alive, listNamespaces, waitFor } from '../harness/index.js';
+import { alive, listNamespaces, run, waitFor } from '../harness/index.js';
 import {
   demonstrate,
+  etcdctlArgv,
   logSecrets,
+  REPO,
   upLocalCluster,
   OVERLAY_NETWORK,
 } from '../../scripts/local-cluster.js';
 import { alerts } from '../../scripts/monitoring.js';
+import { envScript, operatorEtcdTls } from '../../scripts/cluster-env.js';
+import { ensureDevBin } from '../../scripts/dev-bin.js';
 
 async function promTargets(url: string): Promise<{ job: string; health: string }[]> {
   const r = (await (await fetch(`${url}/api/v1/targets`)).json()) as {
@@ -79,6 +83,121 @@ test(
           `no line from ${n.container} on ${n.host.name}:\n${demo.logs.lines.join('\n')}`,
         );
       }
+
+      // etcd as docs/operations.md says to run it: TLS with client certificates, one role per agent.
+      const ep = cluster.etcdEndpoints[0]!;
+      assert.match(ep, /^https:\/\//);
+      const pki = cluster.etcdPki!;
+      const etcdctl = (argv: string[]) =>
+        run([...argv.slice(0, 1), '--dial-timeout=1s', '--command-timeout=2s', ...argv.slice(1)], {
+          timeoutMs: 10_000,
+        });
+      const get = ['get', '--print-value-only', '/coreos.com/network/config'];
+      const asRoot = await etcdctl(etcdctlArgv(cluster, 'root', get));
+      assert.equal(asRoot.code, 0, asRoot.stderr);
+      assert.match(asRoot.stdout, new RegExp(OVERLAY_NETWORK));
+      // Plain http to etcd's port, and TLS without a client certificate: no answer at all.
+      const plain = await etcdctl([
+        'etcdctl',
+        '--endpoints',
+        ep.replace(/^https:/, 'http:'),
+        ...get,
+      ]);
+      assert.notEqual(plain.code, 0, `plain http client got: ${plain.stdout}`);
+      assert.equal(plain.stdout, '');
+      // Nor etcd's HTTP API (v2 keys, the v3 JSON gateway) over plain http: the connection ends.
+      await assert.rejects(
+        fetch(`${ep.replace(/^https:/, 'http:')}/v2/keys/coreos.com/network/config`),
+      );
+      const noCert = await etcdctl([
+        'etcdctl',
+        '--endpoints',
+        ep,
+        `--cacert=${pki}/ca.pem`,
+        ...get,
+      ]);
+      assert.notEqual(noCert.code, 0, `client without a certificate got: ${noCert.stdout}`);
+      assert.equal(noCert.stdout, '');
+      // Every agent that talks to etcd runs with its own certificate (its CN is its etcd user),
+      // and that certificate cannot write outside its role.
+      const wantUser: [RegExp, string][] = [
+        [/\/overlayd\.service$/, 'overlayd'],
+        [/\/dnsd\.service$/, 'dnsd'],
+        [/\/nginx-announce@\d+\.service$/, 'announce'],
+        [/\/logs-aggregator@\d+\.service$/, 'logsd'],
+      ];
+      const certs = new Map<string, { cert: string; key: string }>();
+      for (const [name, p] of lc.units) {
+        const user = wantUser.find(([re]) => re.test(name))?.[1];
+        if (!user) continue;
+        const argv = readFileSync(`/proc/${p.pid}/cmdline`, 'utf8').split('\0');
+        const flag = (f: string) => argv.find((a) => a.startsWith(`--${f}=`))?.slice(f.length + 3);
+        const cert = flag('etcd-certfile');
+        const key = flag('etcd-keyfile');
+        assert.ok(cert && key && flag('etcd-cafile'), `${name}: ${argv.join(' ')}`);
+        const subject = execFileSync('openssl', ['x509', '-noout', '-subject', '-in', cert], {
+          encoding: 'utf8',
+        });
+        assert.match(subject, new RegExp(`CN ?= ?${user}$`, 'm'), `${name}: ${cert}`);
+        certs.set(user, { cert, key });
+      }
+      assert.deepEqual([...certs.keys()].sort(), ['announce', 'dnsd', 'logsd', 'overlayd']);
+      const outside: Record<string, string> = {
+        overlayd: '/skydns/local/skydns/web/evil',
+        dnsd: '/skydns/local/skydns/web/evil',
+        announce: '/coreos.com/network/subnets/10.5.250.0-24',
+        logsd: '/coreos.com/network/config',
+      };
+      for (const [user, { cert, key }] of certs) {
+        const put = await etcdctl([
+          'etcdctl',
+          '--endpoints',
+          ep,
+          `--cacert=${pki}/ca.pem`,
+          `--cert=${cert}`,
+          `--key=${key}`,
+          'put',
+          outside[user]!,
+          '{"host":"10.5.250.9"}',
+        ]);
+        assert.notEqual(put.code, 0, `${user} wrote ${outside[user]}`);
+        assert.match(put.stderr, /permission denied/, `${user}: ${put.stderr}`);
+      }
+      // The shell of `npm run cluster -- env 1` reaches the secure etcd with every CLI: etcdctl,
+      // dnsctl, and logs finding the aggregator through etcd (no --server).
+      const shell = envScript({
+        host: cluster.hosts[0]!,
+        index: 1,
+        etcdEndpoints: cluster.etcdEndpoints,
+        logsServer: lc.aggregatorHttp,
+        logsTokenFile: logSecrets(cluster).tokenFile,
+        etcdTls: operatorEtcdTls(pki),
+        binDir: ensureDevBin(REPO),
+      });
+      const cli = await run(
+        [
+          'bash',
+          '-c',
+          'eval "$1" && unset LOGS_SERVER FLOTILLA_LOGS_SERVER && etcdctl get --print-value-only /coreos.com/network/config && dnsctl ls && logs services',
+          'sh',
+          shell,
+        ],
+        { timeoutMs: 30_000 },
+      );
+      assert.equal(cli.code, 0, cli.stderr);
+      assert.match(cli.stdout, new RegExp(OVERLAY_NETWORK));
+      assert.match(cli.stdout, /^1\.web\.skydns\.local\.\s+10\.5\./m);
+      assert.match(cli.stdout, /^nginx\s+\d+/m);
+      assert.doesNotMatch(cli.stderr, /unrecognized environment variable/);
+      const evil = await etcdctl(
+        etcdctlArgv(cluster, 'root', [
+          'get',
+          '--prefix',
+          '--keys-only',
+          '/skydns/local/skydns/web/evil',
+        ]),
+      );
+      assert.equal(evil.stdout.trim(), '');
 
       // The aggregator's live tail page (the URL `npm start` prints) is served from the build.
       // Locked: the query API and page want the token npm start made; health stays open.

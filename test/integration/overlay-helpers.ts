@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { get } from 'node:http';
 import { join } from 'node:path';
 import { waitFor, type Host, type StartedProcess } from '../harness/index.js';
+import { nodeFlags } from '../../agents/common/node-flags.js';
 
 export const OVERLAYD = new URL('../../agents/overlay/main.js', import.meta.url).pathname;
 export const HEALTH_PORT = 18471;
@@ -11,6 +12,11 @@ export function startOverlayd(h: Host, endpoints: string[], extra: string[] = []
   return h.spawn(
     [
       process.execPath,
+      // As the units run it (release bin/ wrapper); OVERLAYD_NODE_FLAGS replaces them, for
+      // measuring another choice ("" = none).
+      ...(process.env['OVERLAYD_NODE_FLAGS'] !== undefined
+        ? process.env['OVERLAYD_NODE_FLAGS'].split(' ').filter(Boolean)
+        : nodeFlags('overlayd')),
       ...(process.env['OVERLAYD_PROF']
         ? ['--cpu-prof', `--cpu-prof-dir=${process.env['OVERLAYD_PROF']}`]
         : []),

@@ -7,12 +7,15 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Etcd3 } from 'etcd3';
 import { startLocalEtcd, waitFor, type LocalEtcd } from '../harness/index.js';
+import { createEtcdClient, type EtcdClient } from '../../agents/common/etcd-client.js';
 import { LeaseStore } from '../../agents/overlay/lease-store.js';
 import { parseCidr, parseIPv4 } from '../../agents/overlay/ip.js';
 import { encodeLease, type LeaseAttrs } from '../../agents/overlay/lease.js';
 
 let local: LocalEtcd;
 let etcd: Etcd3;
+/** The agent's own client; etcd3 (`etcd`) checks what it did independently. */
+let client: EtcdClient;
 const P = '/ls';
 const attrs = (ip: string, mac = '02:00:00:00:00:01'): LeaseAttrs => ({
   publicIP: parseIPv4(ip)!,
@@ -24,14 +27,16 @@ const attrs = (ip: string, mac = '02:00:00:00:00:01'): LeaseAttrs => ({
 before(async () => {
   local = await startLocalEtcd();
   etcd = new Etcd3({ hosts: local.endpoints });
+  client = createEtcdClient({ etcdEndpoints: local.endpoints });
 });
 after(async () => {
   etcd?.close();
+  client?.close();
   await local?.stop();
 });
 
 test('claimNew is create-if-absent with a TTL; the loser gets undefined', async () => {
-  const a = new LeaseStore(etcd, P);
+  const a = new LeaseStore(client, P);
   const s = parseCidr('10.5.7.0/24')!;
   const held = await a.claimNew(s, attrs('10.0.0.1'), 60);
   assert.ok(held);
@@ -47,7 +52,7 @@ test('claimNew is create-if-absent with a TTL; the loser gets undefined', async 
 });
 
 test('adopt: same value and live lease → no write; changed MAC → one guarded write on the same lease', async () => {
-  const store = new LeaseStore(etcd, P);
+  const store = new LeaseStore(client, P);
   const held = (await store.claimNew(parseCidr('10.5.8.0/24')!, attrs('10.0.0.3'), 60))!;
   await store.list();
   const lease = store.leases.get(held.key)!;
@@ -67,7 +72,7 @@ test('adopt: same value and live lease → no write; changed MAC → one guarded
 test('a reservation (key without lease) is adopted without ever getting a TTL', async () => {
   const key = `${P}/subnets/10.5.9.0-24`;
   await etcd.put(key).value(encodeLease(attrs('10.0.0.4', '02:00:00:00:00:04')));
-  const store = new LeaseStore(etcd, P);
+  const store = new LeaseStore(client, P);
   await store.list();
   const held = await store.adopt(
     store.leases.get(key)!,
@@ -87,7 +92,7 @@ test(
   'the watch keeps the set exact, skips bad records once, and re-lists after compaction',
   { timeout: 20_000 },
   async () => {
-    const store = new LeaseStore(etcd, '/w');
+    const store = new LeaseStore(client, '/w');
     const invalid: string[] = [];
     const relists: string[] = [];
     store.on('invalid', (k) => invalid.push(k));
@@ -103,7 +108,7 @@ test(
     await waitFor('delete seen', () => !store.leases.has('/w/subnets/10.5.1.0-24'));
 
     // Compaction: a store whose watch starts at a compacted revision must re-list and catch up.
-    const late = new LeaseStore(etcd, '/w');
+    const late = new LeaseStore(client, '/w');
     late.on('relist', (r) => relists.push(r));
     const origList = late.list.bind(late);
     let first = true;

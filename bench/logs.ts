@@ -13,7 +13,8 @@
  *     of the agent and of the bare receiver (from /proc).
  *  4. Line → `logs tail -f` latency for both inputs: a container prints a line every 20 ms; the
  *     delay from Docker's timestamp of each line to `logs tail -f --json` printing it, p50/p99.
- * Run: npm run bench -- logs   (or node dist/bench/logs.js [FILE_N] [FWD_N] [SYNTH])
+ * Run: npm run bench -- logs   (or node dist/bench/logs.js [FILE_N] [FWD_N] [SYNTH]); with
+ * FLOTILLA_BENCH_LOGS_REF=<dist of another build> its agent runs the forward scenario too.
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -332,6 +333,42 @@ async function viaDocker(): Promise<void> {
     console.log(
       `forward input: agent CPU ${((cpu / FWD_N) * 1e6).toFixed(1)} µs per line (target ≤ 20; ${cpu.toFixed(2)} s for ${FWD_N})`,
     );
+    // Before/after in one run: FLOTILLA_BENCH_LOGS_REF=<another build's dist> runs its agent
+    // through the same driver scenario, next to this one.
+    const refDist = process.env.FLOTILLA_BENCH_LOGS_REF;
+    if (refDist) {
+      const ref = h.spawn(
+        [
+          'node',
+          join(refDist, 'agents/logs/main.js'),
+          'agent',
+          '--listen=127.0.0.1:24226',
+          `--containers-dir=${h.dir}/docker/data/containers`,
+          '--aggregator=127.0.0.1:24240',
+          `--buffer-dir=${h.dir}/buf-ref`,
+          `--docker-host=unix://${h.dockerSocket}`,
+          '--http=127.0.0.1:24231',
+          '--log-level=warn',
+        ],
+        { logName: 'agent-ref' },
+      );
+      await sleep(2500);
+      const rc0 = cpuSeconds(ref.pid);
+      const t2 = Date.now();
+      const r = await h.run(['sh', '-c', keepUp('ref')], {
+        labels: { service: 'fwdref' },
+        logConfig: fluentd(24226),
+        detach: true,
+      });
+      const rdone = await waitCount(base, 'fwdref', FWD_N, 600_000);
+      const refRate = FWD_N / ((rdone - t2) / 1000);
+      const rcpu = cpuSeconds(ref.pid) - rc0;
+      await h.docker.getContainer(r.id).remove({ force: true });
+      await h.kill(ref, 2000);
+      console.log(
+        `forward input, reference build (${refDist}): ${Math.round(refRate)} lines/s; ratio ${(refRate / bareRate).toFixed(3)}; agent CPU ${((rcpu / FWD_N) * 1e6).toFixed(1)} µs per line`,
+      );
+    }
 
     // The price of fluentd-async=true (what keeps `docker run` working while logsd is down):
     // the same exit-at-once container, the agent up, async on.

@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { helpText, parseDuration, parseFlags, type FlagTable } from './cli.js';
 import { UsageError } from './errors.js';
-import { etcdErrorLine, etcdOptions } from './etcd.js';
+import { etcdErrorLine, etcdFlags, etcdOptions } from './etcd.js';
 
 const table = {
   'etcd-endpoints': {
@@ -185,4 +185,21 @@ test('etcd errors lose the gRPC noise', () => {
     ['permission denied', 'permission denied'],
   ];
   for (const [msg, want] of table) assert.equal(etcdErrorLine(msg), want);
+});
+
+test('etcd flags: the agent prefix, then ETCDCTL_* names, etcdctl v3 names (CACERT/CERT/KEY) too', () => {
+  const table = etcdFlags('FLANNELD');
+  const parse = (env: NodeJS.ProcessEnv) => parseFlags(table, [], env).flags;
+  const v3 = parse({ ETCDCTL_CACERT: '/ca', ETCDCTL_CERT: '/c', ETCDCTL_KEY: '/k' });
+  assert.deepEqual([v3.etcdCafile, v3.etcdCertfile, v3.etcdKeyfile], ['/ca', '/c', '/k']);
+  const both = parse({
+    FLANNELD_ETCD_CAFILE: '/own',
+    ETCDCTL_CAFILE: '/old',
+    ETCDCTL_CACERT: '/v3',
+  });
+  assert.equal(both.etcdCafile, '/own');
+  assert.equal(parse({ ETCDCTL_CAFILE: '/old', ETCDCTL_CACERT: '/v3' }).etcdCafile, '/old');
+  assert.equal(parse({ ETCDCTL_ENDPOINTS: 'https://e:2379' }).etcdEndpoints?.[0], 'https://e:2379');
+  const flag = parseFlags(table, ['--etcd-cafile', '/flag'], { ETCDCTL_CACERT: '/v3' }).flags;
+  assert.equal(flag.etcdCafile, '/flag');
 });

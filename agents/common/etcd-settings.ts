@@ -8,11 +8,19 @@ import { readFileSync } from 'node:fs';
 import type { FlagTable } from './cli.js';
 import { ConfigError, UsageError, errorMessage } from './errors.js';
 
+/** etcdctl (v3)'s own names for the TLS files, so a shell set up for etcdctl serves the agents. */
+const ETCDCTL_V3: Record<string, string> = {
+  ETCD_CAFILE: 'ETCDCTL_CACERT',
+  ETCD_CERTFILE: 'ETCDCTL_CERT',
+  ETCD_KEYFILE: 'ETCDCTL_KEY',
+};
+
 /** Flag table fragment; spread it into an agent's table. `envPrefix` adds e.g. FLANNELD_ETCD_ENDPOINTS. */
 export function etcdFlags(envPrefix?: string) {
   const env = (name: string) => [
     ...(envPrefix ? [`${envPrefix}_${name}`] : []),
     `ETCDCTL_${name.replace('ETCD_', '')}`,
+    ...(ETCDCTL_V3[name] ? [ETCDCTL_V3[name]] : []),
   ];
   return {
     'etcd-endpoints': {

@@ -4,7 +4,7 @@
  * - a chunk the driver resends (its ack was lost) is acked again and stored once, also when the
  *   agent restarted between storing it and the resend;
  * - with the buffer full the agent stops acking (backpressure, never a drop) and acks again once
- *   the aggregator takes the backlog;
+ *   the aggregator takes the backlog, also when the bound is smaller than one buffer segment;
  * - buffer segments whose records are all acked are deleted from disk.
  */
 import { test } from 'node:test';
@@ -172,6 +172,32 @@ test(
     } finally {
       await a.stop();
       await agg?.stop();
+    }
+  }),
+);
+
+test(
+  'a buffer smaller than one segment (--buffer-max-size 16KiB) keeps acking once its records are shipped',
+  withDir(async (dir) => {
+    const agg = await aggregator(dir);
+    // Segments are at least 64 KiB: the active segment alone reaches the bound.
+    const a = await agent(dir, agg.port, 16 * 1024);
+    try {
+      const d = await driver(a.port);
+      const line = (i: number) => `line ${i} ${'y'.repeat(1000)}`;
+      const n = 100; // ~100 KiB: six times the bound, more than one segment
+      for (let i = 1; i <= n; i++) {
+        d.send(`s${i}`, line(i));
+        await d.ackedWithin(`s${i}`, 5000);
+      }
+      await waitFor('backlog shipped', () => a.buffer.backlog === 0, 10_000, 20);
+      const all = Array.from({ length: n }, (_, i) => line(i + 1));
+      assert.deepEqual(await stored(agg.httpPort), all, 'nothing lost, nothing twice, in order');
+      assert.ok(a.buffer.bytes < 64 * 1024, `${a.buffer.bytes} bytes kept on disk`);
+      d.close();
+    } finally {
+      await a.stop();
+      await agg.stop();
     }
   }),
 );

@@ -94,3 +94,29 @@ test(
     b.close();
   }),
 );
+
+test(
+  'a bound smaller than one segment: full while unacked, not full once all is acked, and the spent segment goes',
+  withDir((dir) => {
+    const b = new DiskBuffer({ dir, maxBytes: 8 * 1024, fsync: 'never' });
+    const big = (n: number) =>
+      encodeEntry(new EventTime(n, 0), { log: `${n} ${'z'.repeat(1000)}` });
+    let n = 0;
+    while (!b.full) b.append([big(++n)], meta);
+    assert.ok(b.bytes >= 8 * 1024);
+    const segs = () => readdirSync(dir).filter((f) => f.endsWith('.seg'));
+    assert.equal(segs().length, 1, 'still one (64 KiB) segment');
+    b.ack(n - 1);
+    assert.ok(b.full, 'one record unacked: still full');
+    b.ack(n);
+    assert.ok(!b.full, 'everything acked: room again');
+    b.append([big(++n)], meta);
+    assert.ok(
+      segs().includes(`${String(n).padStart(16, '0')}.seg`),
+      'the new record opened a new segment (the spent one is unlinked in the background)',
+    );
+    assert.ok(b.bytes < 2 * 1024, `${b.bytes} bytes counted after the rotation`);
+    assert.deepEqual(readAll(b), [`${n} ${'z'.repeat(1000)}`]);
+    b.close();
+  }),
+);

@@ -33,7 +33,7 @@ import {
   writeFileSync,
   writeSync,
 } from 'node:fs';
-import { unlink } from 'node:fs';
+import { fdatasync, rename, unlink, writeFile } from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { DiskFullError, noSpaceCode } from '../common/errors.js';
@@ -92,6 +92,8 @@ export class DiskBuffer {
   private readonly segmentBytes: number;
   private readonly chunks = new Set<string>();
   private cursorTimer: NodeJS.Timeout | undefined;
+  private cursorSaving = false;
+  private syncing = false;
   /** Recently appended blocks by position, so shipping them costs no read(2). */
   private readonly recent = new Map<string, { block: Block; total: number }>();
   private recentBytes = 0;
@@ -124,7 +126,7 @@ export class DiskBuffer {
       this.dropAcked();
     }
     if (opts.fsync === 'interval') {
-      this.timer = setInterval(() => this.sync(), 1000);
+      this.timer = setInterval(() => this.syncInBackground(), 1000);
       this.timer.unref();
     }
   }
@@ -137,9 +139,14 @@ export class DiskBuffer {
   /** Until when writes are held back after the disk filled up (ms since epoch). */
   private noSpaceUntil = 0;
 
-  /** Over `maxBytes`, or the disk was full within the last second (then the next append retries). */
+  /**
+   * Over `maxBytes` with records still unacked, or the disk was full within the last second (then
+   * the next append retries). Once everything is acked the buffer is not full whatever its size:
+   * the next append rotates the spent active segment away (below), else a bound smaller than a
+   * segment would never free room and the input would stay paused for good.
+   */
   get full(): boolean {
-    return this.bytes >= this.opts.maxBytes || Date.now() < this.noSpaceUntil;
+    return (this.backlog > 0 && this.bytes >= this.opts.maxBytes) || Date.now() < this.noSpaceUntil;
   }
 
   /** Records appended but not yet acked. */
@@ -163,23 +170,31 @@ export class DiskBuffer {
   append(entries: Buffer[], meta: BlockMeta): number {
     const first = this.nextSeq;
     const active = this.segments[this.segments.length - 1];
-    // After a full disk, a fully acked active segment is rotated away so its space comes back
-    // (acked space is only freed a whole segment at a time).
-    const reclaim = this.noSpaceUntil > 0 && this.backlog === 0 && (active?.size ?? 0) > 0;
+    // After a full disk, or at the size bound, a fully acked active segment is rotated away so
+    // its space comes back (acked space is only freed a whole segment at a time).
+    const reclaim =
+      this.backlog === 0 &&
+      (active?.size ?? 0) > 0 &&
+      (this.noSpaceUntil > 0 || this.bytes >= this.opts.maxBytes);
     try {
       if (!active || active.size >= this.segmentBytes || reclaim) this.rotate(first);
     } catch (err) {
       throw this.noSpace(err);
     }
     const seg = this.segments[this.segments.length - 1]!;
-    const metaBuf = Buffer.from(JSON.stringify(meta));
-    const blobLen = entries.reduce((n, e) => n + e.length, 0);
-    const head = Buffer.allocUnsafe(HEADER);
-    head.writeUInt32BE(blobLen, 0);
-    head.writeUInt32BE(entries.length, 4);
-    head.writeDoubleBE(first, 8);
-    head.writeUInt16BE(metaBuf.length, 16);
-    const block = Buffer.concat([head, metaBuf, ...entries]);
+    // One allocation for the whole block (the forward input appends one per Docker line).
+    const metaJson = this.metaJson(meta);
+    const metaLen = Buffer.byteLength(metaJson);
+    let blobLen = 0;
+    for (const e of entries) blobLen += e.length;
+    const block = Buffer.allocUnsafe(HEADER + metaLen + blobLen);
+    block.writeUInt32BE(blobLen, 0);
+    block.writeUInt32BE(entries.length, 4);
+    block.writeDoubleBE(first, 8);
+    block.writeUInt16BE(metaLen, 16);
+    block.write(metaJson, HEADER, 'utf8');
+    let at = HEADER + metaLen;
+    for (const e of entries) at += e.copy(block, at);
     let off = 0;
     try {
       while (off < block.length)
@@ -193,7 +208,7 @@ export class DiskBuffer {
         firstSeq: first,
         count: entries.length,
         meta,
-        blob: block.subarray(HEADER + metaBuf.length),
+        blob: block.subarray(HEADER + metaLen),
       },
       total: block.length,
     });
@@ -280,9 +295,28 @@ export class DiskBuffer {
     this.forgetAcked();
     this.dropAcked();
     if (!this.cursorTimer) {
-      this.cursorTimer = setTimeout(() => this.saveCursor(), 200);
+      this.cursorTimer = setTimeout(() => this.saveCursorInBackground(), 200);
       this.cursorTimer.unref();
     }
+  }
+
+  private lastService = '';
+  private lastServiceJson = '""';
+
+  /** JSON.stringify(meta), without a stringify of the same service name per Docker line. */
+  private metaJson(meta: BlockMeta): string {
+    if (meta.service !== this.lastService) {
+      this.lastService = meta.service;
+      this.lastServiceJson = JSON.stringify(meta.service);
+    }
+    for (const k in meta)
+      if (k !== 'service' && k !== 'tmin' && k !== 'tmax' && k !== 'chunk')
+        return JSON.stringify(meta);
+    if (!Number.isFinite(meta.tmin) || !Number.isFinite(meta.tmax)) return JSON.stringify(meta);
+    let json = `{"service":${this.lastServiceJson},"tmin":${meta.tmin},"tmax":${meta.tmax}`;
+    if (meta.chunk !== undefined)
+      json += `,"chunk":${/^[\w+/=:.-]*$/.test(meta.chunk) ? `"${meta.chunk}"` : JSON.stringify(meta.chunk)}`;
+    return `${json}}`;
   }
 
   /** A DiskFullError for ENOSPC/EDQUOT (holding appends back for a second); other errors as they are. */
@@ -310,11 +344,65 @@ export class DiskBuffer {
     }
   }
 
+  /**
+   * The cursor save on the ack timer, in the thread pool: a write + rename can take milliseconds
+   * on a busy disk, and a forward-input driver waits for the event loop on every line. Its own
+   * temp file, so the synchronous save of `close` never shares one with it.
+   */
+  private saveCursorInBackground(): void {
+    this.cursorTimer = undefined;
+    if (this.cursorSaving) {
+      this.cursorTimer = setTimeout(() => this.saveCursorInBackground(), 200);
+      this.cursorTimer.unref();
+      return;
+    }
+    this.cursorSaving = true;
+    const file = join(this.opts.dir, 'cursor');
+    const tmp = `${file}.tmp-bg`;
+    const retry = (err: NodeJS.ErrnoException | null): boolean => {
+      if (!err) return false;
+      this.cursorSaving = false;
+      if (!noSpaceCode(err)) throw err;
+      if (this.fd >= 0 && !this.cursorTimer) {
+        this.cursorTimer = setTimeout(() => this.saveCursorInBackground(), 1000);
+        this.cursorTimer.unref();
+      }
+      return true;
+    };
+    writeFile(tmp, JSON.stringify({ acked: this.acked, next: this.nextSeq }), (err) => {
+      if (retry(err)) return;
+      if (this.fd < 0) {
+        this.cursorSaving = false; // closed meanwhile: close saved a newer cursor
+        return;
+      }
+      rename(tmp, file, (err2) => {
+        if (retry(err2)) return;
+        this.cursorSaving = false;
+      });
+    });
+  }
+
   sync(): void {
     if (this.dirty && this.fd >= 0) {
       fdatasyncSync(this.fd);
       this.dirty = false;
     }
+  }
+
+  /**
+   * The once-a-second fdatasync of `--fsync interval`, in the thread pool: it can take tens of
+   * milliseconds under load, and every one of them would hold up the driver's next line. A
+   * failed sync leaves the data dirty for the next round.
+   */
+  private syncInBackground(): void {
+    if (!this.dirty || this.fd < 0 || this.syncing) return;
+    this.dirty = false;
+    this.syncing = true;
+    const fd = this.fd;
+    fdatasync(fd, (err) => {
+      this.syncing = false;
+      if (err && fd === this.fd) this.dirty = true;
+    });
   }
 
   close(): void {

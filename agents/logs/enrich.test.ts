@@ -13,7 +13,7 @@ const meta = (labels: Record<string, string>, env: Record<string, string> = {}):
   env,
 });
 
-test('serviceOf: label, env, container name, then the tag of a non-Docker client', () => {
+test('serviceOf: label, env, Compose label, container name, then the tag of a non-Docker client', () => {
   const cases: [string, Parameters<typeof serviceOf>, string][] = [
     [
       'service field sent by the driver (labels=service)',
@@ -26,6 +26,31 @@ test('serviceOf: label, env, container name, then the tag of a non-Docker client
       'SERVICE_NAME env from metadata',
       [{ container_name: '/web-1' }, meta({}, { SERVICE_NAME: 'f' })],
       'f',
+    ],
+    [
+      'Compose service label (docker compose up)',
+      [{ container_name: '/proj-web-1' }, meta({ 'com.docker.compose.service': 'web' })],
+      'web',
+    ],
+    [
+      'service label before the Compose label',
+      [{}, meta({ service: 's', 'com.docker.compose.service': 'web' })],
+      's',
+    ],
+    [
+      'SERVICE_NAME env before the Compose label',
+      [{}, meta({ 'com.docker.compose.service': 'web' }, { SERVICE_NAME: 'f' })],
+      'f',
+    ],
+    [
+      'Compose label sent by the driver (labels=com.docker.compose.service)',
+      [{ container_name: '/proj-web-1', 'com.docker.compose.service': 'web' }],
+      'web',
+    ],
+    [
+      'empty Compose label falls through',
+      [{ container_name: '/web-1' }, meta({ 'com.docker.compose.service': '' })],
+      'web-1',
     ],
     ['empty label falls through', [{ container_name: '/web-1' }, meta({ service: '' })], 'web-1'],
     ['container name without metadata', [{ container_name: '/web-2' }], 'web-2'],

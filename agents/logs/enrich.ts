@@ -3,7 +3,8 @@
  * leading slash, `source`, `log`, plus chosen labels/env and `partial_*` keys) into the record
  * Flotilla stores: `log`, `stream`, `service`, `host`, `container_name`, `container_id`, and the
  * remaining keys untouched. `service` is the `service` label, else env SERVICE_NAME, else the
- * container name, else (a plain Fluentd/Fluent Bit client, no Docker fields) the event's tag.
+ * Compose service label, else the container name, else (a plain Fluentd/Fluent Bit client, no
+ * Docker fields) the event's tag (`serviceOf`).
  * Pure, except `MetadataCache`, which asks dockerd (and remembers the answer, so lines a `--rm`
  * container printed just before it was removed are still attributed).
  */
@@ -27,12 +28,23 @@ export function needsMeta(rec: LogRecord): boolean {
   return str(rec.service) === undefined && str(rec.SERVICE_NAME) === undefined;
 }
 
+/** The label Docker Compose puts on every container it starts: the service's name in the file. */
+export const COMPOSE_SERVICE = 'com.docker.compose.service';
+
+/**
+ * The attribution order, one place for both inputs: label `service`, else env `SERVICE_NAME`,
+ * else label `com.docker.compose.service` (a Compose service), else the container name, else
+ * (no Docker fields) the tag. A field the driver sent (`--log-opt labels=…`/`env=…`) counts as
+ * the label or env it copies.
+ */
 export function serviceOf(rec: LogRecord, meta?: ContainerMeta, tag?: string): string {
   return (
     str(rec.service) ??
     str(rec.SERVICE_NAME) ??
     (meta?.labels.service || undefined) ??
     (meta?.env.SERVICE_NAME || undefined) ??
+    str(rec[COMPOSE_SERVICE]) ??
+    (meta?.labels[COMPOSE_SERVICE] || undefined) ??
     containerName(rec, meta) ??
     (tag || undefined) ??
     'unknown'

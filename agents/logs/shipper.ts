@@ -82,6 +82,8 @@ export class Shipper {
   private watchdog: NodeJS.Timeout | undefined;
   private drained: (() => void)[] = [];
   private lingerTimer: NodeJS.Timeout | undefined;
+  /** The last pump stopped at `maxInFlight` (so an ack should pump again at once). */
+  private saturated = false;
   /** Address of the aggregator currently connected, for readiness. */
   connectedTo: string | undefined;
 
@@ -122,7 +124,7 @@ export class Shipper {
     if (!this.ready || this.lingerTimer) return;
     this.lingerTimer = setTimeout(() => {
       this.lingerTimer = undefined;
-      this.pump();
+      this.pump(true);
     }, this.o.lingerMs ?? 10);
   }
 
@@ -166,7 +168,7 @@ export class Shipper {
       this.pos.clear();
       for (const src of this.sources) this.pos.set(src, src.ackedPos());
       this.o.log.info({ aggregator: addr, backlog: this.backlog }, 'connected to aggregator');
-      this.pump();
+      this.pump(true);
     };
     sock.once(this.o.tls ? 'secureConnect' : 'connect', () => {
       if (!this.o.sharedKey) onUp();
@@ -211,7 +213,14 @@ export class Shipper {
     });
   }
 
-  private pump(): void {
+  /**
+   * Sends batches while fewer than `maxInFlight` are unacked. `partial`: also batches smaller
+   * than half of `batchBytes`. Only the linger timer (and a new connection) sends those: an ack
+   * (after a full window) sends full batches at once but leaves a few fresh records to wait for
+   * company, else a sender that delivers one record per round trip (Docker's driver with acks)
+   * gets one aggregator batch per record, and the agent twice the socket work per line.
+   */
+  private pump(partial = false): void {
     const sock = this.sock;
     if (!sock || !this.ready) return;
     const maxInFlight = this.o.maxInFlight ?? 8;
@@ -219,11 +228,19 @@ export class Shipper {
     // Round robin over the sources, one batch each per turn, so a busy container cannot starve
     // the others.
     let idle = 0;
+    let held = false;
     while (this.inflight.length < maxInFlight && idle < this.sources.length) {
       const src = this.sources[this.turn++ % this.sources.length]!;
       if (!this.pos.has(src)) this.pos.set(src, src.ackedPos());
       const { blocks, next, id = src.id } = src.read(this.pos.get(src), batchBytes);
       if (blocks.length === 0) {
+        idle++;
+        continue;
+      }
+      let bytes = 0;
+      for (const b of blocks) bytes += b.blob.length;
+      if (!partial && bytes < batchBytes / 2) {
+        held = true;
         idle++;
         continue;
       }
@@ -250,6 +267,8 @@ export class Shipper {
       this.pos.set(src, next);
       sock.write(frame);
     }
+    this.saturated = this.inflight.length >= maxInFlight;
+    if (held) this.kick();
   }
 
   private onAck(chunk: string): void {
@@ -260,7 +279,8 @@ export class Shipper {
     for (const b of done) b.source.ack(b.lastSeq, b.id);
     this.o.onShipped?.(done.reduce((n, b) => n + b.records, 0));
     if (this.backlog === 0) for (const f of this.drained.splice(0)) f();
-    this.pump();
+    // Only a full window may have left whole batches behind; anything newer came with a kick.
+    if (this.saturated) this.pump();
   }
 
   private checkAcks(): void {

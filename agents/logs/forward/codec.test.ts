@@ -108,6 +108,20 @@ test('ack is a plain msgpack map {"ack": chunk} (no msgpackr records)', () => {
   const plain = new Unpackr({ useRecords: false, mapsAsObjects: true });
   assert.deepEqual(plain.unpack(bytes), { ack: 'Y2h1bms=' });
   assert.deepEqual(decodeAll(bytes), [{ kind: 'ack', chunk: 'Y2h1bms=' }]);
+  // Every string length class (fixstr, str8, str16, str32) and multi-byte UTF-8.
+  for (const chunk of [
+    '',
+    'a'.repeat(31),
+    'b'.repeat(32),
+    'c'.repeat(255),
+    'é'.repeat(200),
+    'd'.repeat(65535),
+    'e'.repeat(70_000),
+  ]) {
+    const b = encodeAck(chunk);
+    assert.deepEqual(plain.unpack(b), { ack: chunk }, `chunk of ${chunk.length}`);
+    assert.deepEqual(decodeAll(b), [{ kind: 'ack', chunk }], `chunk of ${chunk.length}`);
+  }
 });
 
 test('heartbeat (nil) and handshake frames are recognised', () => {

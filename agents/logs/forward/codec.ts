@@ -496,8 +496,28 @@ export function encodePacked(
 
 /** The ack a receiver sends for an option `chunk`: the plain map `{"ack": chunk}`. */
 export function encodeAck(chunk: string): Buffer {
-  return packr.pack({ ack: chunk });
+  // By hand: the forward input writes one per Docker line, before the driver may send the next.
+  const len = Buffer.byteLength(chunk);
+  const hdr = len < 32 ? 1 : len < 256 ? 2 : len < 65536 ? 3 : 5;
+  const out = Buffer.allocUnsafe(ACK_HEAD.length + hdr + len);
+  let o = ACK_HEAD.copy(out, 0);
+  if (len < 32) out[o++] = 0xa0 | len;
+  else if (len < 256) {
+    out[o++] = 0xd9;
+    out[o++] = len;
+  } else if (len < 65536) {
+    out[o++] = 0xda;
+    o = out.writeUInt16BE(len, o);
+  } else {
+    out[o++] = 0xdb;
+    o = out.writeUInt32BE(len, o);
+  }
+  out.write(chunk, o, 'utf8');
+  return out;
 }
+
+/** msgpack `{"ack": ` (a one-entry map and its key), the constant start of every ack. */
+const ACK_HEAD = Buffer.from([0x81, 0xa3, 0x61, 0x63, 0x6b]);
 
 /** Any value as msgpack (handshake messages, tests). */
 export function encodeValue(v: unknown): Buffer {

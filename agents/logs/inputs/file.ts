@@ -11,7 +11,8 @@
  *    dedup id is derived from the file), and the aggregator drops what it has. Zero lost, zero
  *    stored twice.
  *  - Metadata comes from the container's `config.v2.json`, read before its first line: service =
- *    label `service`, else env SERVICE_NAME, else the container name. No lookup, no race.
+ *    label `service`, else env SERVICE_NAME, else label `com.docker.compose.service`, else the
+ *    container name (`serviceOf`). No lookup, no race.
  *  - Rotation: a rotated file (still open) is read to its end before the next one. What a
  *    rotation deleted before it was read (agent stopped too long) is counted in
  *    `file_skipped_bytes_total` and logged once; compressed rotations are refused the same way.

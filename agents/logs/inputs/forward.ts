@@ -24,6 +24,7 @@ import {
   type Entry,
   type Frame,
 } from '../forward/codec.js';
+import type { BlockMeta } from '../buffer.js';
 import type { Input, InputContext } from './input.js';
 import { encodeRecord, recordBound, recordTail } from './json-file.js';
 
@@ -75,8 +76,19 @@ export async function startForwardInput(
     return out;
   }
 
-  /** Encoded constant tails of plain Docker records, by container and service. */
-  const tails = new Map<string, Buffer>();
+  /**
+   * Per container: the service and encoded constant tail of its plain Docker records, valid
+   * while the inputs they came from (name, `service` field, metadata, tag) are the same.
+   */
+  type Tail = {
+    name: string;
+    field: unknown;
+    meta: ContainerMeta | undefined;
+    tag: string;
+    service: string;
+    tail: Buffer;
+  };
+  const tails = new Map<string, Tail>();
 
   /**
    * A Docker driver record with nothing but `container_id`, `container_name`, `source` and a
@@ -109,22 +121,22 @@ export async function startForwardInput(
       return undefined;
     if (typeof source !== 'string' || (r.service !== undefined && typeof r.service !== 'string'))
       return undefined;
-    const service = serviceOf(r, meta, tag);
-    const key = `${id}\0${service}`;
-    let tail = tails.get(key);
-    if (!tail) {
-      tail = recordTail({
+    let t = tails.get(id);
+    if (!t || t.name !== name || t.field !== r.service || t.meta !== meta || t.tag !== tag) {
+      const service = serviceOf(r, meta, tag);
+      const tail = recordTail({
         service,
         host: hostname,
         container_name: name.replace(/^\//, ''),
         container_id: id,
       });
+      t = { name, field: r.service, meta, tag, service, tail };
       if (tails.size > 10_000) tails.clear();
-      tails.set(key, tail);
+      tails.set(id, t);
     }
     const line = { log: r.log, stream: source, time: e.time };
-    const out = Buffer.allocUnsafe(recordBound(line, tail));
-    return { service, bytes: out.subarray(0, encodeRecord(out, 0, line, tail)) };
+    const out = Buffer.allocUnsafe(recordBound(line, t.tail));
+    return { service: t.service, bytes: out.subarray(0, encodeRecord(out, 0, line, t.tail)) };
   }
 
   function prepare(tag: string, entries: Entry[], metas: (ContainerMeta | undefined)[]): Run[] {
@@ -159,16 +171,13 @@ export async function startForwardInput(
    * with the last). False when the disk is full: the rest stays in `runs` for a retry, nothing
    * is acked, and the caller waits (backpressure on the sender).
    */
-  function commit(runs: Run[], chunk: string | undefined, records: number): boolean {
+  function commit(runs: Run[], chunk: string | undefined): boolean {
     try {
       while (runs.length > 0) {
         const r = runs[0]!;
-        buffer.append(r.bufs, {
-          service: r.service,
-          tmin: r.tmin,
-          tmax: r.tmax,
-          ...(chunk && runs.length === 1 ? { chunk } : {}),
-        });
+        const m: BlockMeta = { service: r.service, tmin: r.tmin, tmax: r.tmax };
+        if (chunk && runs.length === 1) m.chunk = chunk;
+        buffer.append(r.bufs, m);
         runs.shift();
       }
     } catch (err) {
@@ -183,7 +192,6 @@ export async function startForwardInput(
     }
     if (diskFull) log.info({ dir: diskFull.dir }, 'buffer dir has space again; input resumed');
     diskFull = undefined;
-    recordsIn.inc(records);
     return true;
   }
 
@@ -196,9 +204,10 @@ export async function startForwardInput(
   ): Promise<void> {
     for (;;) {
       while (buffer.full) await ctx.waitForSpace();
-      if (commit(runs, chunk, records)) break;
+      if (commit(runs, chunk)) break;
     }
     if (chunk) sock.write(encodeAck(chunk));
+    recordsIn.inc(records);
   }
 
   /** Chunks being stored right now: a resend of one (its ack was late) waits for it, not stores it. */
@@ -226,8 +235,10 @@ export async function startForwardInput(
     let stored: Promise<void>;
     if (metas && !buffer.full) {
       const runs = prepare(f.tag, entries, metas);
-      if (commit(runs, chunk, entries.length)) {
+      if (commit(runs, chunk)) {
+        // The ack first: the driver sends its next line only once it has it. Counting after.
         if (chunk) sock.write(encodeAck(chunk));
+        recordsIn.inc(entries.length);
         return true;
       }
       stored = commitWhenRoom(sock, runs, chunk, entries.length);

@@ -583,6 +583,12 @@ export async function startFileInput(ctx: InputContext, cfg: FileInputConfig): P
       r.schedule();
     }
     for (const r of readers.values()) r.schedule();
+    // A new container whose config.v2.json is not written yet (the directory's creation woke us):
+    // look again in a few ms, not at the next 1 s rescan. A container that prints and is removed
+    // at once would otherwise be gone, with its file, before we ever opened it.
+    const present = new Set(names);
+    for (const cid of waitingMeta.keys()) if (!present.has(cid)) waitingMeta.delete(cid);
+    if (waitingMeta.size > 0 && !stopped) queueScan();
   }
 
   let warnedDir = false;

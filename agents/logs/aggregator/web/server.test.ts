@@ -6,8 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { createLogger } from '../../../common/logger.js';
-import { startAggregator } from '../server.js';
+import { loopbackAggregator } from '../../testdata/loopback-aggregator.js';
 import { COOKIE, cookieValue } from './auth.js';
 
 const MAIN = fileURLToPath(new URL('../../main.js', import.meta.url));
@@ -15,24 +14,8 @@ const CLI = fileURLToPath(new URL('../../cli-main.js', import.meta.url));
 const run = promisify(execFile);
 
 async function aggregator(httpToken?: string) {
-  const dir = mkdtempSync(join(tmpdir(), 'flotilla-web-'));
-  const agg = await startAggregator({
-    listen: { host: '127.0.0.1', port: 0 },
-    http: { host: '127.0.0.1', port: 0 },
-    dataDir: join(dir, 'data'),
-    fsync: 'never',
-    hostname: 'test',
-    log: createLogger('test', 'silent'),
-    ...(httpToken ? { httpToken } : {}),
-  });
-  const base = `http://127.0.0.1:${agg.httpPort}`;
-  return {
-    base,
-    async stop() {
-      await agg.stop();
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
+  const a = await loopbackAggregator('flotilla-web-', httpToken ? { httpToken } : {});
+  return { base: `http://127.0.0.1:${a.agg.httpPort}`, stop: () => a.stop() };
 }
 
 test('the page, its module and stylesheet are served from the build with a strict CSP', async () => {

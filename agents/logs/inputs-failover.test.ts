@@ -105,7 +105,7 @@ test('the first --aggregator unreachable: records go to the next one, nothing lo
   try {
     const sock = connect({ host: '127.0.0.1', port: agent.port });
     for (const l of ['one', 'two', 'three']) await sendAcked(sock, l);
-    await waitFor('backlog shipped', () => agent.buffer.backlog === 0, 20_000, 20);
+    await waitFor('backlog shipped', () => agent.drained(), 20_000, 20);
     assert.equal(agent.shipper.connectedTo, `127.0.0.1:${second.port}`);
     assert.deepEqual(await stored(second.httpPort), ['one', 'two', 'three']);
     sock.destroy();

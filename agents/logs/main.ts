@@ -14,6 +14,7 @@ import { startAggregator } from './aggregator/server.js';
 import { etcdFlags } from '../common/etcd.js';
 import { AGGREGATOR_KEY, advertisedHost, announceAggregator } from './discovery.js';
 import type { FsyncPolicy } from './buffer.js';
+import { FORWARD_IO_MODES, type ForwardIoMode } from './inputs/forward.js';
 
 const SIZE_UNITS: Record<string, number> = {
   '': 1,
@@ -33,6 +34,11 @@ export function parseSize(flag: string, text: string): number {
 function fsyncPolicy(v: string): FsyncPolicy {
   if (v === 'always' || v === 'interval' || v === 'never') return v;
   throw new UsageError(`--fsync: "${v}" must be always, interval or never`);
+}
+
+function forwardIoMode(v: string): ForwardIoMode {
+  if ((FORWARD_IO_MODES as readonly string[]).includes(v)) return v as ForwardIoMode;
+  throw new UsageError(`--forward-io: "${v}" must be ${FORWARD_IO_MODES.join(', ')}`);
 }
 
 function readFile(flag: string, file: string | undefined): Buffer | undefined {
@@ -72,6 +78,12 @@ const agentFlags = {
     env: ['LOGSD_LISTEN'],
   },
   'unix-socket': { type: 'string', value: 'PATH', help: 'also listen on this unix socket' },
+  'forward-io': {
+    type: 'string',
+    value: 'MODE',
+    help: "forward input transport: native (Docker's Message frames journaled and acked in C, native/forward.c), node (Node sockets), auto (native if it loads, else node with a warning)",
+    default: 'auto',
+  },
   aggregator: {
     type: 'list',
     value: 'HOST:PORT',
@@ -261,6 +273,7 @@ if (sub === 'agent') {
         const agent = await startAgent({
           ...(listen ? { listen } : {}),
           ...(f.unixSocket ? { unixSocket: f.unixSocket } : {}),
+          forwardIo: forwardIoMode(f.forwardIo),
           bufferDir: f.bufferDir,
           bufferMaxBytes: parseSize('buffer-max-size', f.bufferMaxSize),
           fsync: fsyncPolicy(f.fsync),

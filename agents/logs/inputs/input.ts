@@ -22,5 +22,7 @@ export interface InputContext {
 
 export interface Input {
   readonly name: string;
+  /** Records accepted (acked upstream) but not yet in the buffer; 0 when all are in it. */
+  pending?(): number;
   stop(): Promise<void>;
 }

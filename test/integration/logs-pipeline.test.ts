@@ -39,7 +39,8 @@ test(
   // and gives the driver 10 s to deliver it (then "Logger already closed"). 1 MiB of 100-byte
   // lines is ~10k round trips, which the agent makes in time on a loaded 2-core CI machine;
   // 1 MiB of 13-byte lines (the issue's `seq | sed`) is ~80k, which even a bare receiver does
-  // not make there (docs/logs.md: the forward input's limit; bench/logs.ts measures it).
+  // not make there (docs/logs.md: the forward input's limit; bench/logs-restart.ts measures
+  // the issue's scenario for a bare receiver and for logsd in the same run).
   { timeout: 240_000 },
   async () => {
     // 50,000 × 100 bytes: 5 MB, so the container is blocked on the driver (mid-stream) when the

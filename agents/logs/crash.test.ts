@@ -49,94 +49,96 @@ async function lines(httpPort: number, service: string): Promise<LogLine[]> {
   }
 }
 
-test('agent kill -9 + restart and aggregator kill -9 for 2 s mid-stream: zero lost, zero duplicated', async () => {
-  // The daemons and the dir are recorded in a harness run state: swept by a later run if this
-  // process dies before `finally`.
-  const tracked = startTrackedRun('logs-crash');
-  const dir = tracked.dir;
-  const [fwd, http, agentPort] = [await freePort(), await freePort(), await freePort()];
-  const aggArgs = [
-    'aggregator',
-    `--listen=127.0.0.1:${fwd}`,
-    `--http=127.0.0.1:${http}`,
-    `--data-dir=${join(dir, 'data')}`,
-  ];
-  const agentArgs = [
-    'agent',
-    `--listen=127.0.0.1:${agentPort}`,
-    `--aggregator=127.0.0.1:${fwd}`,
-    `--buffer-dir=${join(dir, 'buf')}`,
-    '--docker-host=',
-    '--hostname=h1',
-    '--http=127.0.0.1:0',
-  ];
-  const procs: ChildProcess[] = [];
-  const start = (args: string[]) => {
-    const p = daemon(args);
-    procs.push(p);
-    tracked.addPid(p.pid!, `logsd ${args[0]}`);
-    return p;
-  };
-  const N = Number(process.env.CRASH_N ?? 4000);
-  const senders = [0, 1].map(
-    () => new AckingSender({ host: '127.0.0.1', port: agentPort }, 2000, 50),
-  );
-  try {
-    let agg = start(aggArgs);
-    let agent = start(agentArgs);
-    let sent = 0;
-    const run = async (s: AckingSender, name: string) => {
-      for (let i = 0; i < N; i++) {
-        await s.send('t', {
-          container_id: name.repeat(64).slice(0, 64),
-          container_name: `/${name}`,
-          source: 'stdout',
-          log: `${name} ${i}`,
-          service: 'crash',
-        });
-        sent++;
+for (const io of ['native', 'node'] as const)
+  test(`--forward-io ${io}: agent kill -9 + restart and aggregator kill -9 for 2 s mid-stream: zero lost, zero duplicated`, async () => {
+    // The daemons and the dir are recorded in a harness run state: swept by a later run if this
+    // process dies before `finally`.
+    const tracked = startTrackedRun('logs-crash');
+    const dir = tracked.dir;
+    const [fwd, http, agentPort] = [await freePort(), await freePort(), await freePort()];
+    const aggArgs = [
+      'aggregator',
+      `--listen=127.0.0.1:${fwd}`,
+      `--http=127.0.0.1:${http}`,
+      `--data-dir=${join(dir, 'data')}`,
+    ];
+    const agentArgs = [
+      'agent',
+      `--listen=127.0.0.1:${agentPort}`,
+      `--aggregator=127.0.0.1:${fwd}`,
+      `--buffer-dir=${join(dir, 'buf')}`,
+      '--docker-host=',
+      '--hostname=h1',
+      '--http=127.0.0.1:0',
+      `--forward-io=${io}`,
+    ];
+    const procs: ChildProcess[] = [];
+    const start = (args: string[]) => {
+      const p = daemon(args);
+      procs.push(p);
+      tracked.addPid(p.pid!, `logsd ${args[0]}`);
+      return p;
+    };
+    const N = Number(process.env.CRASH_N ?? 4000);
+    const senders = [0, 1].map(
+      () => new AckingSender({ host: '127.0.0.1', port: agentPort }, 2000, 50),
+    );
+    try {
+      let agg = start(aggArgs);
+      let agent = start(agentArgs);
+      let sent = 0;
+      const run = async (s: AckingSender, name: string) => {
+        for (let i = 0; i < N; i++) {
+          await s.send('t', {
+            container_id: name.repeat(64).slice(0, 64),
+            container_name: `/${name}`,
+            source: 'stdout',
+            log: `${name} ${i}`,
+            service: 'crash',
+          });
+          sent++;
+        }
+      };
+      const done = Promise.all([run(senders[0]!, 'a'), run(senders[1]!, 'b')]);
+      const at = async (n: number) => {
+        while (sent < n) await new Promise((r) => setTimeout(r, 5));
+      };
+      await at(N * 0.5);
+      await kill9(agent);
+      await new Promise((r) => setTimeout(r, 300));
+      agent = start(agentArgs);
+      await at(N);
+      await kill9(agg);
+      await new Promise((r) => setTimeout(r, 2000));
+      agg = start(aggArgs);
+      // The senders retry forever; a delivery that never completes fails here instead of hanging.
+      await withDeadline(done, 90_000, `all ${2 * N} records acked (${sent} so far)`);
+      if (process.env.CRASH_DEBUG) process.stderr.write(`all ${sent} sent\n`);
+      const deadline = Date.now() + 30_000;
+      let got: LogLine[] = [];
+      while (Date.now() < deadline) {
+        got = await lines(http, 'crash');
+        if (process.env.CRASH_DEBUG) process.stderr.write(`stored ${got.length}\n`);
+        if (got.length >= 2 * N) break;
+        await new Promise((r) => setTimeout(r, 200));
       }
-    };
-    const done = Promise.all([run(senders[0]!, 'a'), run(senders[1]!, 'b')]);
-    const at = async (n: number) => {
-      while (sent < n) await new Promise((r) => setTimeout(r, 5));
-    };
-    await at(N * 0.5);
-    await kill9(agent);
-    await new Promise((r) => setTimeout(r, 300));
-    agent = start(agentArgs);
-    await at(N);
-    await kill9(agg);
-    await new Promise((r) => setTimeout(r, 2000));
-    agg = start(aggArgs);
-    // The senders retry forever; a delivery that never completes fails here instead of hanging.
-    await withDeadline(done, 90_000, `all ${2 * N} records acked (${sent} so far)`);
-    if (process.env.CRASH_DEBUG) process.stderr.write(`all ${sent} sent\n`);
-    const deadline = Date.now() + 30_000;
-    let got: LogLine[] = [];
-    while (Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 500));
       got = await lines(http, 'crash');
-      if (process.env.CRASH_DEBUG) process.stderr.write(`stored ${got.length}\n`);
-      if (got.length >= 2 * N) break;
-      await new Promise((r) => setTimeout(r, 200));
+      for (const name of ['a', 'b']) {
+        const mine = got.filter((l) => l.container === name).map((l) => l.log);
+        const expected = Array.from({ length: N }, (_, i) => `${name} ${i}`);
+        const seen = new Set(mine);
+        assert.equal(mine.length - seen.size, 0, `${name}: duplicates`);
+        assert.deepEqual(
+          expected.filter((l) => !seen.has(l)),
+          [],
+          `${name}: lost lines`,
+        );
+        assert.deepEqual(mine, expected, `${name}: order`);
+      }
+    } finally {
+      for (const s of senders) s.close();
+      for (const p of procs) await kill9(p);
+      tracked.stop();
     }
-    await new Promise((r) => setTimeout(r, 500));
-    got = await lines(http, 'crash');
-    for (const name of ['a', 'b']) {
-      const mine = got.filter((l) => l.container === name).map((l) => l.log);
-      const expected = Array.from({ length: N }, (_, i) => `${name} ${i}`);
-      const seen = new Set(mine);
-      assert.equal(mine.length - seen.size, 0, `${name}: duplicates`);
-      assert.deepEqual(
-        expected.filter((l) => !seen.has(l)),
-        [],
-        `${name}: lost lines`,
-      );
-      assert.deepEqual(mine, expected, `${name}: order`);
-    }
-  } finally {
-    for (const s of senders) s.close();
-    for (const p of procs) await kill9(p);
-    tracked.stop();
-  }
-});
+  });

@@ -355,7 +355,16 @@ export async function listenNative(
       return true;
     }
     const m = formatMark({ seg: pos.seg, start: pos.offset, end: pos.offset, k: 0, n: 1 });
-    const r = core.handleFrame(sinkFor(item.conn), f, m);
+    let r: true | Promise<void>;
+    try {
+      r = core.handleFrame(sinkFor(item.conn), f, m);
+    } catch (err) {
+      // Entries that do not decode (a packed blob, a gzip body): closed like the node transport.
+      malformed.inc();
+      log.warn({ err: errorMessage(err) }, 'malformed forward input; closing connection');
+      closeConn(item.conn);
+      return true;
+    }
     if (r === true) {
       resumeConn(item.conn);
       return true;

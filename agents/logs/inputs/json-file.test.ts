@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import fc from 'fast-check';
 import { decodeEntries, EventTime } from '../forward/codec.js';
 import {
   JsonLineError,
@@ -7,6 +8,7 @@ import {
   encodeRecord,
   parseLine,
   parseTime,
+  parseLineJson,
   recordBound,
   recordTail,
   type JsonLine,
@@ -132,4 +134,35 @@ test('encodeRecord writes the msgpack entry the aggregator stores (same as the g
       container_id: 'c'.repeat(64),
     });
   }
+});
+
+test("parseLine: the fast path for dockerd's own layout gives what JSON.parse gives (property, seeded)", () => {
+  const time = fc
+    .tuple(fc.integer({ min: 0, max: 59 }), fc.integer({ min: 0, max: 999_999_999 }))
+    .map(([s, ns]) => {
+      const frac = String(ns).padStart(9, '0').replace(/0+$/, '');
+      return `2026-12-02T10:00:${String(s).padStart(2, '0')}${frac ? `.${frac}` : ''}Z`;
+    });
+  fc.assert(
+    fc.property(
+      fc.string({ unit: 'binary', maxLength: 60 }),
+      fc.boolean(),
+      fc.constantFrom('stdout', 'stderr'),
+      time,
+      (text, newline, stream, t) => {
+        const line = JSON.stringify({ log: newline ? `${text}\n` : text, stream, time: t });
+        assert.deepEqual(parseLine(line), parseLineJson(line));
+      },
+    ),
+    { seed: 20_261_202, numRuns: 5000 },
+  );
+  // Layouts the fast path leaves to JSON.parse, with the same result.
+  for (const line of [
+    '{"log":"a\\"b\\n","stream":"stdout","time":"2026-12-02T10:00:00Z"}',
+    '{"log":"tab\\there\\n","stream":"stderr","time":"2026-12-02T10:00:00.5Z"}',
+    '{"log":"x\\n","stream":"stdout","attrs":{"service":"web"},"time":"2026-12-02T10:00:00Z"}',
+    '{"stream":"stdout","log":"x\\n","time":"2026-12-02T10:00:00Z"}',
+    '{"log":"ends in a backslash \\\\n","stream":"stdout","time":"2026-12-02T10:00:00Z"}',
+  ])
+    assert.deepEqual(parseLine(line), parseLineJson(line), line);
 });

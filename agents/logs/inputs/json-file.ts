@@ -73,8 +73,47 @@ function parseTimeFull(t: string): EventTime {
   return new EventTime(sec, frac === '' ? 0 : Number(frac.padEnd(9, '0')));
 }
 
+const HEAD = '{"log":"';
+const MID_OUT = '","stream":"stdout","time":"';
+const MID_ERR = '","stream":"stderr","time":"';
+
+/**
+ * dockerd's exact layout, `{"log":"<text>\n","stream":"stdout|stderr","time":"<t>"}`, with no
+ * escape in the text but its final `\n`: the fields by position, without building an object.
+ * Undefined for anything else (other escapes, `attrs`, another order), which JSON.parse takes.
+ */
+function parsePlain(text: string): JsonLine | undefined {
+  if (!text.startsWith(HEAD)) return undefined;
+  const q = text.indexOf('"', HEAD.length);
+  if (q < 0) return undefined;
+  const bs = text.indexOf('\\', HEAD.length);
+  let log: string;
+  if (bs < 0 || bs > q) log = text.slice(HEAD.length, q);
+  else if (bs === q - 2 && text.charCodeAt(q - 1) === 110 /* n */)
+    log = text.slice(HEAD.length, q - 2) + '\n';
+  else return undefined;
+  let stream: string;
+  if (text.startsWith(MID_OUT, q)) stream = 'stdout';
+  else if (text.startsWith(MID_ERR, q)) stream = 'stderr';
+  else return undefined;
+  const t0 = q + MID_OUT.length;
+  const n = text.length;
+  if (n - t0 < 3 || text.charCodeAt(n - 1) !== 125 /* } */ || text.charCodeAt(n - 2) !== 34)
+    return undefined;
+  const time = text.slice(t0, n - 2);
+  if (time.includes('"') || time.includes('\\')) return undefined;
+  return { log, stream, time: parseTime(time) };
+}
+
 /** One json-file line (without its newline) → its fields; throws JsonLineError if it is not one. */
 export function parseLine(text: string): JsonLine {
+  const plain = parsePlain(text);
+  if (plain) return plain;
+  return parseLineJson(text);
+}
+
+/** parseLine through JSON.parse: every layout JSON allows. Exported for the equivalence test. */
+export function parseLineJson(text: string): JsonLine {
   let v: unknown;
   try {
     v = JSON.parse(text);

@@ -77,6 +77,9 @@ export interface FileInputConfig {
 
 const ID = /^[0-9a-f]{64}$/;
 const READ_BYTES = 1 << 20;
+/** A file being written is polled this often (ms), until IDLE_POLLS polls find nothing. */
+const POLL_MS = 5;
+const IDLE_POLLS = 20;
 const BLOCK_BYTES = 512 * 1024;
 
 function fingerprint(fd: number): string {
@@ -215,12 +218,44 @@ export async function startFileInput(ctx: InputContext, cfg: FileInputConfig): P
         container_id: cid,
       });
       this.openStart();
+      this.watchDir();
+    }
+
+    private watchDir(): void {
       try {
-        this.watcher = watch(dir, () => this.schedule());
+        this.watcher = watch(this.dir, () => this.schedule());
         this.watcher.on('error', () => undefined);
       } catch {
         // the 1 s rescan covers it
       }
+    }
+
+    private pollTimer: NodeJS.Timeout | undefined;
+    private idlePolls = 0;
+
+    /**
+     * While a container writes, its file is polled every POLL_MS instead of watched: dockerd
+     * writes each line with its own write(2), and an inotify event (and a JavaScript call) per
+     * line costs more than the line. After IDLE_POLLS empty polls it is watched again, and looked
+     * at once more for what came in between.
+     */
+    private poll(got: boolean): void {
+      if (this.finished || stopped) return;
+      if (got) {
+        this.idlePolls = 0;
+        this.watcher?.close();
+        this.watcher = undefined;
+      } else if (this.watcher) return;
+      else if (++this.idlePolls >= IDLE_POLLS) {
+        this.watchDir();
+        this.schedule();
+        return;
+      }
+      clearTimeout(this.pollTimer);
+      this.pollTimer = setTimeout(() => {
+        this.pollTimer = undefined;
+        this.pump();
+      }, POLL_MS);
     }
 
     get backlog(): number {
@@ -296,6 +331,7 @@ export async function startFileInput(ctx: InputContext, cfg: FileInputConfig): P
         this.lastData = Date.now();
         this.commit();
         shipper.kick();
+        this.poll(true);
         return;
       }
       if (memBytes >= maxMem) return;
@@ -306,6 +342,7 @@ export async function startFileInput(ctx: InputContext, cfg: FileInputConfig): P
         shipper.kick();
       }
       this.checkRotation();
+      this.poll(false);
     }
 
     private checkRotation(): void {
@@ -523,6 +560,8 @@ export async function startFileInput(ctx: InputContext, cfg: FileInputConfig): P
 
     private close(): void {
       this.watcher?.close();
+      this.watcher = undefined;
+      clearTimeout(this.pollTimer);
       if (this.file) closeSync(this.file.fd);
       this.file = undefined;
       shipper.remove(this);

@@ -73,6 +73,12 @@ export function loadForwardAddon(): ForwardAddon | Error {
 
 /** A journal file rolls over at this size (at a batch boundary). */
 export const JOURNAL_SEGMENT_BYTES = 8 << 20;
+/**
+ * ... and already at this size whenever everything in it is in the buffer: the old file is
+ * deleted at once, so the journal holds little more than what the buffer has not taken yet
+ * (a journal of consumed frames must not keep a full disk full).
+ */
+export const JOURNAL_IDLE_ROLL_BYTES = 256 << 10;
 const JOURNAL_RE = /^forward-(\d{12})\.journal$/;
 const journalName = (n: number) => `forward-${String(n).padStart(12, '0')}.journal`;
 /** Replayed journal bytes are handled in batches of about this much. */
@@ -280,7 +286,15 @@ export async function listenNative(
     rolling = true;
     const old = jfd;
     const next = seg + 1;
-    const fd = openSync(join(dir, journalName(next)), 'a');
+    let fd: number;
+    try {
+      fd = openSync(join(dir, journalName(next)), 'a');
+    } catch (err) {
+      // A full disk, say: the current file stays in use, and the next roll tries again.
+      rolling = false;
+      log.warn({ dir, err: errorMessage(err) }, 'forward journal: cannot start a new file');
+      return;
+    }
     addon.setJournal(h, fd, 0, sync); // may hand over the old file's last bytes (still `seg`)
     older.push(seg);
     seg = next;
@@ -339,6 +353,10 @@ export async function listenNative(
       }
     }
     busy = false;
+    if (jsize >= JOURNAL_IDLE_ROLL_BYTES && !closed) {
+      rollJournal(); // may hand over (and store) the last bytes of the old file first
+      if (!busy && queue.length === 0) dropOlder(seg);
+    }
     updatePause();
     shipper.kick();
     idle?.();

@@ -23,10 +23,9 @@ import {
   fdatasyncSync,
   close as closeFd,
   openSync,
+  renameSync,
   readFileSync,
   readdirSync,
-  statSync,
-  truncateSync,
   unlink,
   existsSync,
   unlinkSync,
@@ -35,8 +34,8 @@ import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
-import { errorMessage } from '../../common/errors.js';
-import { decodeFrame, valueEnd, type Frame } from '../forward/codec.js';
+import { DiskFullError, errorMessage, noSpaceCode } from '../../common/errors.js';
+import { decodeFrame, type Frame } from '../forward/codec.js';
 import type { ContainerMeta } from '../enrich.js';
 import type { InputContext } from './input.js';
 import type { ForwardCore, Run } from './forward-core.js';
@@ -47,7 +46,14 @@ export interface ForwardAddon {
   create(onEvent: (kind: number, a: unknown, b?: unknown, c?: unknown) => void): unknown;
   listenTcp(h: unknown, family: number, address: string, port: number): number;
   listenUnix(h: unknown, path: string): void;
-  setJournal(h: unknown, fd: number, offset: number, sync: boolean): void;
+  setJournal(
+    h: unknown,
+    fd: number,
+    offset: number,
+    sync: boolean,
+    size: number,
+    zero: boolean,
+  ): void;
   write(h: unknown, conn: number, bytes: Buffer): void;
   resumeConn(h: unknown, conn: number): void;
   closeConn(h: unknown, conn: number): void;
@@ -71,8 +77,11 @@ export function loadForwardAddon(): ForwardAddon | Error {
   }
 }
 
-/** A journal file rolls over at this size (at a batch boundary). */
-export const JOURNAL_SEGMENT_BYTES = 8 << 20;
+/**
+ * Size of a journal file (fallocated and mapped by the addon; a bigger frame gets a bigger file).
+ * Records: [u32 little-endian length][frame]; a 0 length (never written) ends the file.
+ */
+export const JOURNAL_FILE_BYTES = 1 << 20;
 /**
  * ... and already at this size whenever everything in it is in the buffer: the old file is
  * deleted at once, so the journal holds little more than what the buffer has not taken yet
@@ -126,20 +135,19 @@ export function resumePoint(mark: JournalMark | undefined): {
   return { seg: mark.seg, offset: mark.start, skip: mark.k + 1 };
 }
 
-/** Offsets where whole msgpack values end in `buf`; the last is where a torn tail starts. */
-export function frameEnds(buf: Buffer): number[] {
+/**
+ * End offsets of the whole journal records [u32 LE length][frame] in `buf`. It stops at a 0
+ * length (the rest of the file was never written) or at a record cut short (the agent died
+ * inside it, before its length was stored, or the file is damaged): nothing after was acked.
+ */
+export function recordEnds(buf: Buffer): number[] {
   const ends: number[] = [];
   let p = 0;
-  while (p < buf.length) {
-    let e: number;
-    try {
-      e = valueEnd(buf, p);
-    } catch {
-      break; // not msgpack from here: cut like a torn tail (it was never acked)
-    }
-    if (e < 0) break;
-    ends.push(e);
-    p = e;
+  while (p + 4 <= buf.length) {
+    const len = buf.readUInt32LE(p);
+    if (len === 0 || p + 4 + len > buf.length) break;
+    ends.push(p + 4 + len);
+    p += 4 + len;
   }
   return ends;
 }
@@ -183,22 +191,20 @@ export async function listenNative(
       continue;
     }
     const data = readFileSync(path);
-    const ends = frameEnds(data);
+    const ends = recordEnds(data);
     const whole = ends.length > 0 ? ends[ends.length - 1]! : 0;
-    if (whole < data.length) {
+    if (whole + 4 <= data.length && data.readUInt32LE(whole) !== 0)
       log.warn(
-        { file: path, bytes: data.length - whole },
-        'forward journal: cutting a torn last frame (written when the agent died, never acked)',
+        { file: path, offset: whole },
+        'forward journal: a last record cut short (the agent died writing it; never acked) is left out',
       );
-      truncateSync(path, whole);
-    }
     let start = seg === from.seg ? from.offset : 0;
     if (start > whole) start = whole;
     // Chunks before the resume point: only remembered.
     let p = 0;
     for (const e of ends) {
       if (e > start) break;
-      const chunk = chunkOf(data.subarray(p, e));
+      const chunk = chunkOf(data.subarray(p + 4, e));
       if (chunk) remember(chunk);
       p = e;
     }
@@ -225,15 +231,10 @@ export async function listenNative(
   }
   const replayed = queue.length;
 
-  // ---- the live journal file ----
-  let seg = Math.max(segs[segs.length - 1] ?? 1, from.seg, 1);
-  const livePath = join(dir, journalName(seg));
-  let jsize = existsSync(livePath) ? statSync(livePath).size : 0;
-  if (jsize >= JOURNAL_SEGMENT_BYTES) {
-    seg++;
-    jsize = 0;
-  }
-  let jfd = openSync(join(dir, journalName(seg)), 'a');
+  // ---- the live journal file: always a new one (the old ones are read above) ----
+  let seg = Math.max((segs[segs.length - 1] ?? 0) + 1, from.seg, 1);
+  let jfd = -1;
+  let jsize = 0;
   let dirty = false;
   let syncing = false;
   const sync = cfg.fsync === 'always';
@@ -259,50 +260,94 @@ export async function listenNative(
       queuedBytes += bytes.length;
       jsize = start + bytes.length;
       dirty = true;
-      if (jsize >= JOURNAL_SEGMENT_BYTES && !closed) rollJournal();
     } else if (kind === 1) {
       queue.push({ kind: 'deferred', conn: a as number, frame: b as Buffer });
     } else if (kind === 2) {
       malformed.inc();
       log.warn({ peer: b, err: c }, 'malformed forward input; closing connection');
       return;
+    } else if (kind === 4) {
+      openJournal(seg + 1, a as number); // the live file is full
+      return;
     } else if (kind === 3) {
-      log.error(
-        { dir, err: a },
-        'forward journal write failed; input paused, nothing is acked until it is written',
-      );
-      setTimeout(() => {
-        if (!closed) addon.resume(h);
-      }, 1000).unref();
+      // The journal is full and no new file could be made (logged there), or a sync failed.
+      if (!diskFull) log.error({ dir, err: a }, 'forward journal: input paused, nothing is acked');
+      // Counted as a stall; woken when the shipper frees space, or after a second.
+      void ctx.waitForSpace().then(() => {
+        if (!closed && !paused) addon.resume(h);
+      });
       return;
     }
     if (queuedBytes > QUEUE_HIGH) updatePause();
     if (!busy) pump();
   });
 
-  let rolling = false;
-  function rollJournal(): void {
-    if (rolling) return;
-    rolling = true;
-    const old = jfd;
-    const next = seg + 1;
+  let diskFull = false;
+  /** Size of the live journal file. */
+  let jcapNow = 0;
+  /**
+   * Makes journal file `next` the live one, with room for `need` bytes (the addon fallocates and
+   * maps it, after handing over the last bytes of the old file). False when it cannot (a full
+   * disk): the addon then pauses, and retries once resumed.
+   */
+  function openJournal(next: number, need = 0): boolean {
+    const path = join(dir, journalName(next));
+    const size = Math.max(JOURNAL_FILE_BYTES, need + 4);
     let fd: number;
     try {
-      fd = openSync(join(dir, journalName(next)), 'a');
+      fd = openSync(path, 'w+');
     } catch (err) {
-      // A full disk, say: the current file stays in use, and the next roll tries again.
-      rolling = false;
       log.warn({ dir, err: errorMessage(err) }, 'forward journal: cannot start a new file');
-      return;
+      return false;
     }
-    addon.setJournal(h, fd, 0, sync); // may hand over the old file's last bytes (still `seg`)
-    older.push(seg);
+    try {
+      addon.setJournal(h, fd, 0, sync, size, false);
+    } catch (err) {
+      closeSync(fd);
+      unlink(path, () => undefined);
+      const code = noSpaceCode(err);
+      // A full disk: the live file, every record of it in the buffer, is used again in place
+      // (renamed to the next name and cleared: its blocks are allocated already).
+      if (code && reuseLive(next, need)) return true;
+      if (code) {
+        if (!diskFull)
+          log.error(
+            { dir, err: errorMessage(err) },
+            `${new DiskFullError(dir, code).message}; input paused, nothing is acked until it is written`,
+          );
+        diskFull = true;
+      } else log.warn({ dir, err: errorMessage(err) }, 'forward journal: cannot start a new file');
+      return false;
+    }
+    if (diskFull) log.info({ dir }, 'forward journal has space again; input resumed');
+    diskFull = false;
+    const old = jfd;
+    if (old >= 0) {
+      older.push(seg);
+      if (cfg.fsync === 'never') closeFd(old, () => undefined);
+      else fdatasync(old, () => closeFd(old, () => undefined));
+    }
     seg = next;
     jfd = fd;
     jsize = 0;
-    rolling = false;
-    if (cfg.fsync === 'never') closeFd(old, () => undefined);
-    else fdatasync(old, () => closeFd(old, () => undefined));
+    jcapNow = size;
+    return true;
+  }
+
+  /** See openJournal: false unless the live file is wholly stored and big enough. */
+  function reuseLive(next: number, need: number): boolean {
+    if (jfd < 0 || busy || queue.length > 0 || need + 4 > jcapNow) return false;
+    if (Number(addon.stats(h).journalBytes) !== delivered) return false;
+    try {
+      renameSync(join(dir, journalName(seg)), join(dir, journalName(next)));
+      addon.setJournal(h, jfd, 0, sync, jcapNow, true);
+    } catch (err) {
+      log.warn({ dir, err: errorMessage(err) }, 'forward journal: cannot reuse the live file');
+      return false;
+    }
+    seg = next;
+    jsize = 0;
+    return true;
   }
 
   /** Deletes the journal files before `upTo` (their every frame is in the buffer). */
@@ -353,10 +398,10 @@ export async function listenNative(
       }
     }
     busy = false;
-    if (jsize >= JOURNAL_IDLE_ROLL_BYTES && !closed) {
-      rollJournal(); // may hand over (and store) the last bytes of the old file first
-      if (!busy && queue.length === 0) dropOlder(seg);
-    }
+    // Everything handed over is in the buffer: an old file can go, and a live one that has
+    // grown is replaced by a fresh one, so the journal keeps little of what the buffer has.
+    if (jsize >= JOURNAL_IDLE_ROLL_BYTES && !closed) openJournal(seg + 1); // may store more first
+    if (!busy && queue.length === 0) dropOlder(seg);
     updatePause();
     shipper.kick();
     idle?.();
@@ -412,12 +457,12 @@ export async function listenNative(
     let p = 0;
     let records = 0;
     const step = (): true | Promise<void> => {
-      while (p < bytes.length) {
-        const e = valueEnd(bytes, p);
-        if (e < 0) break; // cannot happen: the C side journals whole frames only
+      while (p + 4 <= bytes.length) {
+        const e = p + 4 + bytes.readUInt32LE(p);
+        if (e > bytes.length || e === p + 4) break; // cannot happen: whole records only
         let f: Frame;
         try {
-          f = decodeFrame(bytes.subarray(p, e));
+          f = decodeFrame(bytes.subarray(p + 4, e));
         } catch (err) {
           malformed.inc();
           log.error(
@@ -532,7 +577,8 @@ export async function listenNative(
     while (buffer.full && !closed);
   }
 
-  addon.setJournal(h, jfd, jsize, sync);
+  if (!openJournal(seg))
+    throw new Error(`forward journal: cannot create ${join(dir, journalName(seg))}`);
   const syncTimer =
     cfg.fsync === 'interval'
       ? setInterval(() => {

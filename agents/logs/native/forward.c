@@ -5,8 +5,8 @@
  * waits for its ack before the next: the agent's work before the ack is the driver's whole
  * throughput. Here that work is C on Node's own event loop, with no JavaScript per line: the
  * connection is read, the frame is found and checked, appended to the agent's forward journal
- * with write(2) (so it survives the agent being killed; with `sync` also fdatasync'd), and only
- * then acked. JavaScript gets the journaled bytes in batches (one call per millisecond or per
+ * through a shared mapping of the journal file (so it survives the agent being killed; with
+ * `sync` also msync'd), and only then acked. JavaScript gets the journaled bytes in batches (one call per millisecond or per
  * 256 KiB) and enriches them into the durable buffer afterwards (agents/logs/inputs/forward-native.ts).
  *
  * Only frames this file can vouch for take that path: a Message frame
@@ -23,10 +23,16 @@
  *                                       at that offset of the current journal file
  *     onEvent(1, connId, frame)         a deferred frame; connId is held until resumeConn/closeConn
  *     onEvent(2, connId, peer, reason)  connection closed: malformed input (already closed)
- *     onEvent(3, message)               a journal write failed (e.g. ENOSPC): nothing of it was
- *                                       acked, reading is paused until resume()
+ *     onEvent(3, message)               the journal is full and no new file came, or its sync
+ *                                       failed: nothing of it was acked, reading is paused
+ *                                       until resume()
+ *     onEvent(4, bytes)                 the journal file is full: call setJournal now with a new
+ *                                       one that has room for `bytes`
  *   listenTcp(handle, family 4|6, address, port) -> bound port; listenUnix(handle, path)
- *   setJournal(handle, fd, offset, sync)  the file Message frames are appended to (JS owns the fd)
+ *   setJournal(handle, fd, offset, sync, size, zero)  the file Message frames are appended to (JS
+ *                                     owns the fd): fallocated to `size` and mapped (`zero`: its
+ *                                     bytes from `offset` cleared first); records
+ *                                     [u32 LE length][frame] from `offset`
  *   write(handle, connId, bytes)      queue bytes (an ack) on a connection
  *   resumeConn(handle, connId), closeConn(handle, connId)
  *   pause(handle), resume(handle)     stop / restart reading every connection (backpressure)
@@ -46,6 +52,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -101,6 +109,11 @@ struct rx {
   int jfd;
   int jsync;
   uint64_t joff;
+  unsigned char *jmap; /* the journal file, mapped shared: a record is a memcpy, not a write(2) */
+  size_t jcap;
+  uint32_t *runlens; /* frame lengths of the run being built */
+  size_t runlens_n, runlens_cap;
+  size_t run_bytes; /* journal bytes the run will take (4 + length per frame) */
   uint64_t arena_off; /* journal offset of arena[0] */
   unsigned char *arena;
   size_t arena_len, arena_cap;
@@ -131,10 +144,11 @@ static void on_conn(uv_poll_t *h, int status, int events);
     }                                                                                            \
   } while (0)
 
+/* Throws "<what>: <strerror>", with err.code set for a full disk (as Node's own fs errors). */
 static napi_value throw_errno(napi_env env, const char *what, int err) {
   char msg[256];
   snprintf(msg, sizeof msg, "%s: %s", what, strerror(err));
-  napi_throw_error(env, NULL, msg);
+  napi_throw_error(env, err == ENOSPC ? "ENOSPC" : err == EDQUOT ? "EDQUOT" : NULL, msg);
   return NULL;
 }
 
@@ -153,6 +167,7 @@ static void rx_unref(rx_t *rx) {
   if (--rx->refs == 0) {
     free(rx->arena);
     free(rx->acks);
+    free(rx->runlens);
     free(rx);
   }
 }
@@ -498,42 +513,47 @@ static int add_ack(rx_t *rx, const unsigned char *chunk, size_t n) {
 }
 
 /*
- * Journals c->in[c->in_start, end) (whole fast frames), then commits their acks. 0 on success;
- * -1 when the journal write failed (nothing acked, the connection's bytes kept for a retry).
+ * Journals the run c->in[c->in_start, end) (whole fast frames, their lengths in rx->runlens) as
+ * records [u32 little-endian length][frame], each length stored after its frame (a kill in
+ * between leaves a 0, where a reader stops), then commits their acks. 0 on success; -1 when the
+ * sync failed (nothing acked).
  */
 static int commit_run(conn_t *c, size_t end) {
   rx_t *rx = c->rx;
-  size_t len = end - c->in_start;
-  if (len == 0) return 0;
+  if (end == c->in_start) return 0;
   const unsigned char *p = c->in + c->in_start;
-  size_t done = 0;
-  int err = 0;
-  if (rx->jfd < 0) err = EBADF;
-  while (!err && done < len) {
-    ssize_t w = write(rx->jfd, p + done, len - done);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      err = errno;
-    } else {
-      done += (size_t)w;
+  uint64_t start = rx->joff;
+  for (size_t i = 0; i < rx->runlens_n; i++) {
+    uint32_t len = rx->runlens[i];
+    memcpy(rx->jmap + rx->joff + 4, p, len);
+    __atomic_thread_fence(__ATOMIC_RELEASE);
+    unsigned char le[4] = {(unsigned char)len, (unsigned char)(len >> 8), (unsigned char)(len >> 16),
+                           (unsigned char)(len >> 24)};
+    memcpy(rx->jmap + rx->joff, le, 4);
+    rx->joff += 4 + (uint64_t)len;
+    p += len;
+  }
+  rx->runlens_n = 0;
+  rx->run_bytes = 0;
+  size_t total = (size_t)(rx->joff - start);
+  if (rx->jsync) {
+    long pg = sysconf(_SC_PAGESIZE);
+    uint64_t from = start - start % (uint64_t)pg;
+    if (msync(rx->jmap + from, (size_t)(rx->joff - from), MS_SYNC) != 0) {
+      rx->acks_len = 0;
+      c->in_start = end;
+      c->scan_pos = end;
+      c->scan_pending = 1;
+      c->scan_ext = 0;
+      emit_journal_error(rx, errno);
+      return -1;
     }
   }
-  if (!err && rx->jsync && fdatasync(rx->jfd) != 0) err = errno;
-  if (err) {
-    if (rx->jfd >= 0 && ftruncate(rx->jfd, (off_t)rx->joff) != 0) { /* reported below anyway */ }
-    rx->acks_len = 0;
-    c->scan_pos = c->in_start;
-    c->scan_pending = 1;
-    c->scan_ext = 0;
-    emit_journal_error(rx, err);
-    return -1;
-  }
-  if (rx->arena_len == 0) rx->arena_off = rx->joff;
-  rx->joff += len;
-  rx->journal_bytes += (double)len;
-  if (grow(&rx->arena, &rx->arena_cap, rx->arena_len + len) == 0) {
-    memcpy(rx->arena + rx->arena_len, p, len);
-    rx->arena_len += len;
+  if (rx->arena_len == 0) rx->arena_off = start;
+  rx->journal_bytes += (double)total;
+  if (grow(&rx->arena, &rx->arena_cap, rx->arena_len + total) == 0) {
+    memcpy(rx->arena + rx->arena_len, rx->jmap + start, total);
+    rx->arena_len += total;
   }
   if (rx->acks_len) {
     if (queue_out(c, rx->acks, rx->acks_len) != 0) {
@@ -553,10 +573,26 @@ static int commit_run(conn_t *c, size_t end) {
   return 0;
 }
 
+/* Asks JavaScript (synchronously) for a journal file with room for `need` more bytes. */
+static void request_roll(rx_t *rx, size_t need) {
+  if (rx->closing) return;
+  napi_env env = rx->env;
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+  napi_value argv[2];
+  napi_create_uint32(env, 4, &argv[0]);
+  napi_create_double(env, (double)need, &argv[1]);
+  call_js(rx, 2, argv);
+  napi_close_handle_scope(env, scope);
+}
+
 /* Parses and handles the whole frames buffered on c, as far as it may. */
 static void process(conn_t *c) {
   rx_t *rx = c->rx;
   size_t run_end = c->in_start; /* end of the fast frames not yet journaled */
+  rx->runlens_n = 0;
+  rx->run_bytes = 0;
+  rx->acks_len = 0;
   while (!c->closing && !c->held && !rx->paused) {
     size_t fs = run_end;
     if (c->scan_pos < fs) {
@@ -585,6 +621,33 @@ static void process(conn_t *c) {
     c->scan_pending = 1;
     c->scan_ext = 0;
     if (kind == FAST) {
+      size_t need = 4 + (fe - fs);
+      if (rx->joff + rx->run_bytes + need > rx->jcap) {
+        /* The journal file is full: what fits first, then a new file from JavaScript. */
+        if (commit_run(c, run_end) != 0) return;
+        run_end = c->in_start;
+        request_roll(rx, need);
+        if (c->closing || rx->closing) return;
+        if (rx->joff + need > rx->jcap) {
+          c->scan_pos = c->in_start;
+          c->scan_pending = 1;
+          c->scan_ext = 0;
+          emit_journal_error(rx, ENOSPC);
+          return;
+        }
+      }
+      if (rx->runlens_n == rx->runlens_cap) {
+        size_t n = rx->runlens_cap ? rx->runlens_cap * 2 : 64;
+        uint32_t *r = realloc(rx->runlens, n * sizeof *r);
+        if (!r) {
+          close_conn(c);
+          return;
+        }
+        rx->runlens = r;
+        rx->runlens_cap = n;
+      }
+      rx->runlens[rx->runlens_n++] = (uint32_t)(fe - fs);
+      rx->run_bytes += need;
       rx->fast++;
       if (cl && add_ack(rx, c->in + fs + cs, cl) != 0) {
         close_conn(c);
@@ -898,22 +961,39 @@ static napi_value js_listen_unix(napi_env env, napi_callback_info info) {
 }
 
 static napi_value js_set_journal(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
-  napi_value argv[4];
+  size_t argc = 6;
+  napi_value argv[6];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 4) {
-    napi_throw_type_error(env, NULL, "setJournal(handle, fd, offset, sync)");
+  if (argc < 6) {
+    napi_throw_type_error(env, NULL, "setJournal(handle, fd, offset, sync, size, zero)");
     return NULL;
   }
   rx_t *rx = rx_arg(env, argv[0]);
   if (!rx) return NULL;
   int32_t fd;
-  double off;
+  double off, size;
   bool sync;
   CHECK(napi_get_value_int32(env, argv[1], &fd));
   CHECK(napi_get_value_double(env, argv[2], &off));
   CHECK(napi_get_value_bool(env, argv[3], &sync));
+  CHECK(napi_get_value_double(env, argv[4], &size));
+  bool zero;
+  CHECK(napi_get_value_bool(env, argv[5], &zero));
+  if (size < off + 4 || size > (double)(1ull << 34)) {
+    napi_throw_range_error(env, NULL, "setJournal: size must hold the offset, at most 16 GiB");
+    return NULL;
+  }
   deliver(rx); /* bytes of the old file go out with its offsets */
+  /* Blocks allocated up front: a write through the mapping can never hit a full disk (SIGBUS). */
+  int r = posix_fallocate(fd, 0, (off_t)size);
+  if (r != 0) return throw_errno(env, "forward journal fallocate", r);
+  void *m = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (m == MAP_FAILED) return throw_errno(env, "forward journal mmap", errno);
+  if (rx->jmap) munmap(rx->jmap, rx->jcap);
+  rx->jmap = m;
+  rx->jcap = (size_t)size;
+  /* A file used again (renamed, on a full disk): its old records must not read as new ones. */
+  if (zero) memset(rx->jmap + (size_t)off, 0, rx->jcap - (size_t)off);
   rx->jfd = fd;
   rx->joff = (uint64_t)off;
   rx->arena_off = rx->joff;
@@ -1059,6 +1139,9 @@ static napi_value js_close(napi_env env, napi_callback_info info) {
   uv_close((uv_handle_t *)&rx->kick_timer, on_timer_closed);
   napi_delete_reference(env, rx->cb);
   napi_async_destroy(env, rx->actx);
+  if (rx->jmap) munmap(rx->jmap, rx->jcap);
+  rx->jmap = NULL;
+  rx->jcap = 0;
   return NULL;
 }
 

@@ -9,8 +9,9 @@
  * `--no-opt --no-maglev` leave V8's optimising compilers (TurboFan, Maglev) unused: the
  * interpreter and the Sparkplug baseline compiler run overlayd's short event handlers, and the
  * ~8 MiB of the node binary's compiler code that JIT-compiling the cold start faults in, with
- * the compilers' zone memory, stay out of RSS (~81 → ~70 MiB with 1000 peers, same CPU;
- * docs/overlay.md, "Where the memory goes").
+ * the compilers' zone memory, stay out of RSS (81–88 → 69–74 MiB with 1000 peers, same
+ * cold-start CPU). They cost ~20 ms of CPU at start-up: with V8's flag hash changed, Node's
+ * embedded code cache for its own modules is not used (docs/overlay.md, "Where the memory goes").
  */
 export const NODE_FLAGS: Readonly<Record<string, readonly string[]>> = {
   overlayd: ['--max-semi-space-size=1', '--no-opt', '--no-maglev'],

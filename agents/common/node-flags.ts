@@ -6,9 +6,15 @@
  * overlayd: `--max-semi-space-size=1` caps V8's young generation at 1 MiB per semi-space
  * (default: up to 16 MiB, grown during the cold start's burst of allocations and then kept).
  * With 1000 peers it lowers RSS by ~25 MiB and costs no CPU (docs/runtime.md, measured).
+ * `--no-opt --no-maglev` leave V8's optimising compilers (TurboFan, Maglev) unused: the
+ * interpreter and the Sparkplug baseline compiler run overlayd's short event handlers, and the
+ * ~8 MiB of the node binary's compiler code that JIT-compiling the cold start faults in, with
+ * the compilers' zone memory, stay out of RSS (81–88 → 69–74 MiB with 1000 peers, same
+ * cold-start CPU). They cost ~20 ms of CPU at start-up: with V8's flag hash changed, Node's
+ * embedded code cache for its own modules is not used (docs/overlay.md, "Where the memory goes").
  */
 export const NODE_FLAGS: Readonly<Record<string, readonly string[]>> = {
-  overlayd: ['--max-semi-space-size=1'],
+  overlayd: ['--max-semi-space-size=1', '--no-opt', '--no-maglev'],
 };
 
 /** The flags of `cmd` (a package.json bin name); none for a command not listed. */

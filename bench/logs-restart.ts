@@ -13,78 +13,18 @@
  */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { startCluster, type Host, type StartedProcess } from '../test/harness/index.js';
-import { FORWARD_LOG_OPTIONS, dropInLogOptions } from '../scripts/local-cluster.js';
+import { startCluster, type StartedProcess } from '../test/harness/index.js';
+import { dropInLogOptions } from '../scripts/local-cluster.js';
+import {
+  BARE_RECEIVER,
+  distinctLines as distinct,
+  restartScenario,
+} from '../test/integration/forward-restart.js';
 
 const MAIN = fileURLToPath(new URL('../agents/logs/main.js', import.meta.url));
-const CODEC = fileURLToPath(new URL('../agents/logs/forward/codec.js', import.meta.url));
 const N = Number(process.argv[2] ?? 100_000);
 const ROUNDS = Number(process.argv[3] ?? 1);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-const BARE = `
-const net = await import('node:net');
-const fs = await import('node:fs');
-const { ForwardDecoder, encodeAck } = await import(${JSON.stringify(CODEC)});
-const fd = fs.openSync(process.argv[1], 'a');
-net.createServer((s) => {
-  s.setNoDelay(true);
-  const d = new ForwardDecoder();
-  s.on('data', (c) => {
-    for (const f of d.push(c)) {
-      if (f.kind !== 'events') continue;
-      let out = '';
-      for (const e of f.entries ?? []) out += String(e.record.log) + '\\n';
-      fs.writeSync(fd, out);
-      if (f.option.chunk) s.write(encodeAck(f.option.chunk));
-    }
-  });
-}).listen(24225, '127.0.0.1');
-`;
-
-const driver = (port: number) => ({
-  Type: 'fluentd',
-  Config: { ...FORWARD_LOG_OPTIONS, 'fluentd-address': `127.0.0.1:${port}` },
-});
-
-const distinct = (text: string, tag: string) => {
-  const seen = new Set<string>();
-  for (const l of text.split('\n')) if (l.startsWith(`${tag} line `)) seen.add(l);
-  return seen.size;
-};
-
-async function scenario(
-  h: Host,
-  tag: string,
-  port: number,
-  start: () => StartedProcess,
-  count: () => Promise<number>,
-): Promise<number> {
-  let p = start();
-  await sleep(1500);
-  const run = h.run(['sh', '-c', `seq 1 ${N} | sed 's/^/${tag} line /'`], {
-    labels: { service: tag },
-    logConfig: driver(port),
-    timeoutMs: 600_000,
-  });
-  const t0 = Date.now();
-  while ((await count()) === 0 && Date.now() - t0 < 60_000) await sleep(20);
-  await sleep(1000);
-  await h.kill(p, 0);
-  await sleep(2000);
-  p = start();
-  await run;
-  // dockerd's 10 s post-exit window, then the last deliveries settle.
-  let n = -1;
-  for (;;) {
-    await sleep(2000);
-    const m = await count();
-    if (m === n) break;
-    n = m;
-  }
-  await h.kill(p, 2000);
-  return n;
-}
 
 const cluster = await startCluster({
   name: 'bench-lrst',
@@ -127,45 +67,63 @@ try {
       .map((l) => (JSON.parse(l) as { log: string }).log);
     return { distinct: distinct(logs.join('\n'), svc), total: logs.length };
   };
+  /** Starts a receiver, and returns kill -9 / restart callbacks for the scenario. */
+  const receiver = (start: () => StartedProcess) => {
+    let p = start();
+    return {
+      kill: () => h.kill(p, 0),
+      restart: () => {
+        p = start();
+      },
+      stop: () => h.kill(p, 2000),
+    };
+  };
+  const agentArgs = [
+    'node',
+    MAIN,
+    'agent',
+    '--listen=127.0.0.1:24224',
+    // Metadata (the service label) from config.v2.json, as on a cluster host.
+    `--containers-dir=${h.dir}/docker/data/containers`,
+    '--aggregator=127.0.0.1:24240',
+    `--buffer-dir=${h.dir}/buf`,
+    '--docker-host=',
+    '--http=127.0.0.1:24230',
+    '--log-level=warn',
+    ...(io ? [`--forward-io=${io}`] : []),
+  ];
   for (let round = 1; round <= ROUNDS; round++) {
     const bareFile = `${h.dir}/bare-${round}.log`;
-    const bare = await scenario(
-      h,
-      `bare${round}`,
-      24225,
-      () => h.spawn(['node', '--input-type=module', '-e', BARE, bareFile], { logName: 'bare' }),
-      async () => {
+    const b = receiver(() =>
+      h.spawn(['node', '--input-type=module', '-e', BARE_RECEIVER, bareFile, '24225'], {
+        logName: 'bare',
+      }),
+    );
+    await sleep(1000);
+    const bare = await restartScenario(h, {
+      tag: `bare${round}`,
+      port: 24225,
+      n: N,
+      ...b,
+      count: async () => {
         try {
           return distinct(readFileSync(bareFile, 'utf8'), `bare${round}`);
         } catch {
           return 0;
         }
       },
-    );
-    const agent = await scenario(
-      h,
-      `lsd${round}`,
-      24224,
-      () =>
-        h.spawn(
-          [
-            'node',
-            MAIN,
-            'agent',
-            '--listen=127.0.0.1:24224',
-            // Metadata (the service label) from config.v2.json, as on a cluster host.
-            `--containers-dir=${h.dir}/docker/data/containers`,
-            '--aggregator=127.0.0.1:24240',
-            `--buffer-dir=${h.dir}/buf`,
-            '--docker-host=',
-            '--http=127.0.0.1:24230',
-            '--log-level=warn',
-            ...(io ? [`--forward-io=${io}`] : []),
-          ],
-          { logName: 'agent' },
-        ),
-      () => storedCount(`lsd${round}`),
-    );
+    });
+    await b.stop();
+    const a = receiver(() => h.spawn(agentArgs, { logName: 'agent' }));
+    await sleep(1500);
+    const agent = await restartScenario(h, {
+      tag: `lsd${round}`,
+      port: 24224,
+      n: N,
+      ...a,
+      count: () => storedCount(`lsd${round}`),
+    });
+    await a.stop();
     const final = await storedDistinct(`lsd${round}`);
     console.log(
       `forward input, ${N} short lines, exit at once, receiver killed -9 1 s in and restarted 2 s later (round ${round}): bare receiver ${bare} of ${N}, logsd agent${io ? ` (--forward-io ${io})` : ''} ${final.distinct} of ${N} (${final.total - final.distinct} stored twice; ${agent} records)`,

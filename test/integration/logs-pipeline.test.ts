@@ -2,9 +2,11 @@
 // labels= log-opt), pointed at `logsd agent`; the aggregator on the same host.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { startCluster, type Cluster, type Host } from '../harness/index.js';
 import { FORWARD_LOG_OPTIONS } from '../../scripts/local-cluster.js';
 import { LogsRig, numbered, sleep } from './logs-helpers.js';
+import { BARE_RECEIVER, distinctLines, restartScenario } from './forward-restart.js';
 
 let cluster: Cluster;
 let h1: Host;
@@ -62,6 +64,62 @@ test(
     assert.ok(before < N, `the agent was killed mid-stream (${before} stored by then)`);
     await rig.assertExactlyOnce('fwd', { fwd: N });
     await rig.waitListening(h1, 24224);
+  },
+);
+
+test(
+  "forward input, the issue's scenario: 100,000 `seq | sed` lines (8-13 bytes), exit at once, receiver killed -9 1 s in and restarted 2 s later: logsd stores what a bare receiver gets in the same conditions (within 25 %), none twice",
+  // After the container exits dockerd gives the driver 10 s for what is left in its pipe
+  // (~1 MiB: ~80k of these lines, one round trip each). Whether dockerd makes that depends on
+  // the machine's load, so a bare receiver (decode, write(2), ack) runs the same scenario first
+  // as the reference (docs/logs.md; bench/logs-restart.ts measures both).
+  { timeout: 300_000 },
+  async (t) => {
+    const N = 100_000;
+    const bareFile = `${h1.dir}/bare-restart.log`;
+    const startBare = () =>
+      h1.spawn(['node', '--input-type=module', '-e', BARE_RECEIVER, bareFile, '24225'], {
+        logName: 'bare-receiver',
+      });
+    let bareProc = startBare();
+    await rig.waitListening(h1, 24225);
+    const bare = await restartScenario(h1, {
+      tag: 'rbare',
+      port: 24225,
+      n: N,
+      kill: () => h1.kill(bareProc, 0),
+      restart: () => {
+        bareProc = startBare();
+      },
+      count: async () => {
+        try {
+          return distinctLines(readFileSync(bareFile, 'utf8'), 'rbare');
+        } catch {
+          return 0; // nothing received yet
+        }
+      },
+    });
+    await h1.kill(bareProc, 2000);
+    const got = await restartScenario(h1, {
+      tag: 'rlsd',
+      port: 24224,
+      n: N,
+      kill: () => rig.kill9Agent(h1),
+      restart: () => void rig.startAgent(h1),
+      count: () => rig.count('rlsd'),
+    });
+    await rig.waitListening(h1, 24224);
+    const lines = await rig.query('service=rlsd');
+    const distinct = distinctLines(lines.map((l) => l.log).join('\n'), 'rlsd');
+    t.diagnostic(`bare receiver ${bare} of ${N}; logsd ${distinct} of ${N} (${got} records)`);
+    assert.equal(lines.length, distinct, 'stored twice');
+    // Not "all of them whenever the bare receiver got all": on this 2-core machine logsd (which
+    // also ships to the aggregator beside it) has stored 86–100% of what the bare receiver got in
+    // the same run; the node transport before it 27–56%.
+    assert.ok(
+      distinct >= bare * 0.75,
+      `logsd ${distinct} of ${N}, the bare receiver ${bare} in the same conditions`,
+    );
   },
 );
 

@@ -203,6 +203,15 @@ test('malformed frames: each is a FrameError that names what is wrong', () => {
     ['1 item', frame('app'), /2 to 6 items, got 1/],
     ['7 items', frame('app', 1, {}, {}, 1, 1, 1), /2 to 6 items, got 7/],
     ['tag not a string', frame(1, 1, rec), /tag must be a string/],
+    ['an empty array', bytes([0x90]), /2 to 6 items, got 0/],
+    ['15 items', frame(...Array.from({ length: 15 }, () => 1)), /2 to 6 items, got 15/],
+    [
+      'a map of 15 keys',
+      Buffer.from(
+        specEncode(Object.fromEntries(Array.from({ length: 15 }, (_, i) => [`k${i}`, i]))),
+      ),
+      /unexpected map frame/,
+    ],
     [
       'packed with 4 items',
       bytes([0x94], specEncode('a'), specEncode(Buffer.alloc(1)), specEncode({}), specEncode(1)),
@@ -271,6 +280,19 @@ test('packed options: text compression is plain packed, no option is {}, gzip de
   const fwd2 = decodeFrame(frame('a', [[1, rec]]));
   assert.ok(fwd2.kind === 'events');
   assert.deepEqual(fwd2.option, {});
+  // Forward entries as an empty fixarray and a full one (15).
+  const none = decodeFrame(frame('a', []));
+  assert.ok(none.kind === 'events' && none.mode === 'forward');
+  assert.deepEqual(none.entries, []);
+  const fifteen = decodeFrame(
+    frame(
+      'a',
+      Array.from({ length: 15 }, (_, i) => [i, rec]),
+    ),
+  );
+  assert.ok(fifteen.kind === 'events' && fifteen.mode === 'forward');
+  assert.equal(fifteen.entries!.length, 15);
+  assert.deepEqual(fifteen.entries![14]!.time, new EventTime(14, 0));
   // A message with a nil option.
   const msg = decodeFrame(frame('a', 1, rec, null));
   assert.ok(msg.kind === 'events');
@@ -332,6 +354,12 @@ test('packed entries: offsets of each, a truncated one refused; undecodable msgp
   assert.throws(() => decodeEntries(Buffer.concat([a, b.subarray(0, 3)])), /truncated entry/);
   assert.throws(() => decodeEntries(bytes([0x93, 0x01, 0x80, 0x01]).subarray(0, 3)), FrameError);
   assert.throws(() => decodeEntries(Buffer.from(specEncode([1, 'r']))), /record must be a map/);
+  // Scans as msgpack but does not decode: a map with an array key, an unknown ext type.
+  assert.throws(
+    () => decodeEntries(bytes([0x92, 0x01, 0x81, 0x91, 0x01, 0x01])),
+    (e) => e instanceof FrameError && /^undecodable msgpack: ./.test(e.message),
+  );
+  assert.throws(() => decodeEntries(bytes([0x92, 0x01, 0xd4, 0x05, 0x00])), /undecodable msgpack/);
   assert.throws(
     () => decodeEntries(bytes([0x92, 0x01, 0x81, 0xc1, 0x01])),
     (e) => e instanceof FrameError,
@@ -380,6 +408,24 @@ test('decoder: a frame split over pushes; spare room reused; frames stay intact'
   assert.equal(d3.pending, 0);
   // The frame handed out before is unchanged after later pushes reuse the buffer.
   assert.ok(out[0]!.kind === 'events' && out[0]!.tag === 'a');
+});
+
+test('decoder: a chunk larger than the spare room of its buffer is kept whole', () => {
+  const log = 'L'.repeat(200_000);
+  const big = encodeMessage('big', t, { log });
+  const d = new ForwardDecoder();
+  assert.deepEqual(d.pushRaw(big.subarray(0, 3)), []);
+  assert.deepEqual(d.pushRaw(big.subarray(3, 4)), []); // now in a 64 KiB buffer of its own
+  const [f] = d.push(big.subarray(4));
+  assert.ok(f && f.kind === 'events');
+  assert.equal(f.entries![0]!.record.log, log);
+  // The same after a partial frame of 70 KB (more than 64 KiB kept).
+  const d2 = new ForwardDecoder();
+  assert.deepEqual(d2.pushRaw(big.subarray(0, 1)), []);
+  assert.deepEqual(d2.pushRaw(big.subarray(1, 70_000)), []);
+  const [g] = d2.push(big.subarray(70_000));
+  assert.ok(g && g.kind === 'events');
+  assert.equal(g.entries![0]!.record.log, log);
 });
 
 test('decoder limit: a partial frame at the limit is kept, one byte over is refused', () => {

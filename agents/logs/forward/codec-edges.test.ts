@@ -74,6 +74,12 @@ const VALUES: [string, Buffer][] = [
   ['fixarray 15', bytes([0x9f], nils(15))],
   ['array 16', bytes(head(0xdc, 2, 300), nils(300))],
   ['array 32', bytes(head(0xdd, 4, 3), nils(3))],
+  // Items of two bytes each: n items, not n bytes.
+  [
+    'array 16 of uint 8',
+    bytes(head(0xdc, 2, 300), ...Array.from({ length: 300 }, () => [0xcc, 1])),
+  ],
+  ['array 32 of uint 8', bytes(head(0xdd, 4, 3), [0xcc, 1, 0xcc, 2, 0xcc, 3])],
   ['fixmap 0', bytes([0x80])],
   ['fixmap 15', bytes([0x8f], pairs(15))],
   ['map 16', bytes(head(0xde, 2, 2), pairs(2))],
@@ -158,6 +164,15 @@ test('a packed blob in each str/bin width decodes to its entries', () => {
       assert.ok(f.kind === 'events' && f.mode === 'packed');
       assert.deepEqual(f.blob, blob, 'fixstr blob');
     }
+  }
+});
+
+test('packed blobs as fixstr of 0 and of 31 bytes', () => {
+  for (const n of [0, 31]) {
+    const blob = Buffer.alloc(n, 0x01);
+    const f = decodeFrame(bytes([0x92], specEncode('tag'), [0xa0 | n], blob));
+    assert.ok(f.kind === 'events' && f.mode === 'packed', `fixstr ${n}`);
+    assert.deepEqual(f.blob, blob);
   }
 });
 
@@ -342,7 +357,11 @@ test('EventTime ext: 8 bytes of big-endian seconds and nanoseconds; another leng
   assert.deepEqual(back!.time, new EventTime(0x01020304, 0x05060708));
   // fixext 4 of type 0: not an EventTime.
   const bad = bytes([0x92, 0xd6, 0x00, 0, 0, 0, 1, 0x80]);
-  assert.throws(() => decodeEntries(bad), /EventTime must be 8 bytes, got 4/);
+  // Its own message, not wrapped as undecodable.
+  assert.throws(
+    () => decodeEntries(bad),
+    (e) => e instanceof FrameError && /^EventTime must be 8 bytes, got 4$/.test(e.message),
+  );
 });
 
 test('packed entries: offsets of each, a truncated one refused; undecodable msgpack is a FrameError', () => {
@@ -433,6 +452,11 @@ test('decoder limit: a partial frame at the limit is kept, one byte over is refu
   const d = new ForwardDecoder(1000);
   assert.deepEqual(d.push(big.subarray(0, 1000)), []);
   assert.throws(() => d.push(big.subarray(1000, 1001)), /frame larger than 1000 bytes/);
+  // The limit counts only the partial frame, not the whole frames before it in the buffer.
+  const small = encodeMessage('a', t, { log: 'y' });
+  const d2 = new ForwardDecoder(10);
+  assert.equal(d2.push(Buffer.concat([small, small, small.subarray(0, 5)])).length, 2);
+  assert.equal(d2.pending, 5);
   // A whole frame larger than the limit in one push is still a frame (it is not buffered).
   assert.equal(new ForwardDecoder(10).push(big).length, 1);
   // The default limit is 64 MiB: 1 MiB partial is fine.

@@ -28,11 +28,11 @@ function logs(store: Store, service: string): string[] {
     .map((e) => String(e.record.log));
 }
 
-function withDir(fn: (dir: string) => void) {
-  return () => {
+function withDir(fn: (dir: string) => void | Promise<void>) {
+  return async () => {
     const dir = mkdtempSync(join(tmpdir(), 'flt-storee-'));
     try {
-      fn(dir);
+      await fn(dir);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -361,5 +361,104 @@ test(
     assert.deepEqual(s2.services(), [], 'a service with no segments left is not listed');
     assert.equal(s2.diskFull, false);
     s2.close();
+  }),
+);
+
+test(
+  "restart: a closed segment leaves the agents' high-water marks only in dedup.json, and they come back",
+  withDir((dir) => {
+    const s = new Store({ dir, fsync: 'never' });
+    s.ingest({ agent: 'A', seq: 1, parts: [part('hw', 1, 3)] });
+    s.close(); // the active segment is closed: at open its blocks are not scanned again
+    const s2 = new Store({ dir, fsync: 'never' });
+    assert.deepEqual(s2.ingest({ agent: 'A', seq: 1, parts: [part('hw', 1, 3)] }), {
+      stored: 0,
+      duplicates: 3,
+    });
+    assert.deepEqual(logs(s2, 'hw'), ['hw 1', 'hw 2', 'hw 3']);
+    s2.close();
+  }),
+);
+
+test(
+  'restart: twelve segments come back in numeric order (10 after 9), stray files beside them ignored',
+  withDir((dir) => {
+    const s = new Store({ dir, fsync: 'never', segmentBytes: 60 });
+    for (let i = 0; i < 12; i++) s.ingest({ parts: [part('many', i * 3, 3)] });
+    s.close();
+    const sd = join(dir, serviceDir('many'));
+    const ids = readdirSync(sd).filter((n) => /^\d+\.seg$/.test(n)).length;
+    assert.ok(ids >= 11, `${ids} segments: rotation did not happen`);
+    for (const stray of ['x1.seg', '3.seg.old', 'notes', '1.segment'])
+      writeFileSync(join(sd, stray), 'not a segment');
+    const s2 = new Store({ dir, fsync: 'never', segmentBytes: 60 });
+    const segs = s2.segments('many');
+    assert.equal(segs.length, ids, 'strays taken for segments');
+    assert.deepEqual(
+      segs.map((x) => x.id),
+      [...segs.map((x) => x.id)].sort((a, b) => a - b),
+      'segments out of order',
+    );
+    const want = Array.from({ length: 36 }, (_, i) => `many ${i}`);
+    assert.deepEqual(logs(s2, 'many'), want);
+    // New records go to the newest segment (the last in numeric order), after the rest.
+    s2.ingest({ parts: [part('many', 36, 1)] });
+    assert.deepEqual(logs(s2, 'many'), [...want, 'many 36']);
+    s2.close();
+  }),
+);
+
+test(
+  'the high-water marks are checkpointed to dedup.json every second without a close',
+  withDir(async (dir) => {
+    const s = new Store({ dir, fsync: 'never' });
+    try {
+      s.ingest({ agent: 'T', seq: 1, parts: [part('tick', 1, 2)] });
+      const cp = join(dir, 'dedup.json');
+      const deadline = Date.now() + 3000;
+      while (Date.now() < deadline) {
+        if (existsSync(cp) && readFileSync(cp, 'utf8').includes('"T"')) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.ok(existsSync(cp) && readFileSync(cp, 'utf8').includes('"T"'), 'no checkpoint');
+    } finally {
+      s.close();
+    }
+  }),
+);
+
+test(
+  'size retention deletes the oldest closed segments across services first, never an active one',
+  withDir((dir) => {
+    const s = new Store({ dir, fsync: 'never', segmentBytes: 60 });
+    // "old" holds the oldest records, "new" the newest; each gets closed segments and an active one.
+    for (let i = 0; i < 3; i++) s.ingest({ parts: [part('old', i * 3, 3)] });
+    for (let i = 0; i < 3; i++) s.ingest({ parts: [part('new', 1000 + i * 3, 3)] });
+    const all = () => [...s.segments('old'), ...s.segments('new')];
+    const total = all().reduce((n, x) => n + x.size, 0);
+    const oldest = s.segments('old')[0]!;
+    assert.ok(oldest.closed);
+    const s2 = new Store({ dir, fsync: 'never', segmentBytes: 60, maxBytes: total - 1 });
+    assert.equal(s2.enforceRetention(), 1);
+    assert.deepEqual(
+      s2.segments('old').map((x) => x.id),
+      s
+        .segments('old')
+        .slice(1)
+        .map((x) => x.id),
+      'not the oldest segment of all that went',
+    );
+    assert.equal(s2.segments('new').length, s.segments('new').length);
+    // A bound nothing can meet: every closed segment goes, the active ones stay.
+    const s3 = new Store({ dir, fsync: 'never', segmentBytes: 60, maxBytes: 1 });
+    s3.enforceRetention();
+    for (const svc of ['old', 'new']) {
+      const left = s3.segments(svc);
+      assert.equal(left.length, 1, `${svc}: ${left.length} segments left`);
+      assert.equal(left[0]!.closed, false);
+    }
+    s.close();
+    s2.close();
+    s3.close();
   }),
 );

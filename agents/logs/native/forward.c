@@ -817,6 +817,17 @@ static rx_t *rx_arg(napi_env env, napi_value v) {
   return rx;
 }
 
+/* The call's first n arguments (a TypeError naming `usage` when fewer), the first a handle. */
+static rx_t *rx_args(napi_env env, napi_callback_info info, size_t n, napi_value *argv,
+                     const char *usage) {
+  size_t argc = n;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < n) {
+    napi_throw_type_error(env, NULL, usage);
+    return NULL;
+  }
+  return rx_arg(env, argv[0]);
+}
+
 static void on_timer_closed(uv_handle_t *h) { rx_unref((rx_t *)h->data); }
 
 static void finalize(napi_env env, void *data, void *hint) {
@@ -881,14 +892,8 @@ static int add_listener(napi_env env, rx_t *rx, int fd, int unix_sock) {
 }
 
 static napi_value js_listen_tcp(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
   napi_value argv[4], out;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 4) {
-    napi_throw_type_error(env, NULL, "listenTcp(handle, family, address, port)");
-    return NULL;
-  }
-  rx_t *rx = rx_arg(env, argv[0]);
+  rx_t *rx = rx_args(env, info, 4, argv, "listenTcp(handle, family, address, port)");
   if (!rx) return NULL;
   int32_t family, port;
   char host[INET6_ADDRSTRLEN + 1];
@@ -934,14 +939,8 @@ static napi_value js_listen_tcp(napi_env env, napi_callback_info info) {
 }
 
 static napi_value js_listen_unix(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
   napi_value argv[2];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 2) {
-    napi_throw_type_error(env, NULL, "listenUnix(handle, path)");
-    return NULL;
-  }
-  rx_t *rx = rx_arg(env, argv[0]);
+  rx_t *rx = rx_args(env, info, 2, argv, "listenUnix(handle, path)");
   if (!rx) return NULL;
   struct sockaddr_un a;
   memset(&a, 0, sizeof a);
@@ -961,14 +960,8 @@ static napi_value js_listen_unix(napi_env env, napi_callback_info info) {
 }
 
 static napi_value js_set_journal(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
   napi_value argv[6];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 6) {
-    napi_throw_type_error(env, NULL, "setJournal(handle, fd, offset, sync, size, zero)");
-    return NULL;
-  }
-  rx_t *rx = rx_arg(env, argv[0]);
+  rx_t *rx = rx_args(env, info, 6, argv, "setJournal(handle, fd, offset, sync, size, zero)");
   if (!rx) return NULL;
   int32_t fd;
   double off, size;
@@ -1001,8 +994,9 @@ static napi_value js_set_journal(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-static conn_t *conn_arg(napi_env env, napi_value *argv, rx_t **rxp) {
-  rx_t *rx = rx_arg(env, argv[0]);
+static conn_t *conn_args(napi_env env, napi_callback_info info, size_t n, napi_value *argv,
+                         const char *usage, rx_t **rxp) {
+  rx_t *rx = rx_args(env, info, n, argv, usage);
   if (!rx) return NULL;
   uint32_t id;
   if (napi_get_value_uint32(env, argv[1], &id) != napi_ok) {
@@ -1014,15 +1008,9 @@ static conn_t *conn_arg(napi_env env, napi_value *argv, rx_t **rxp) {
 }
 
 static napi_value js_write(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
   napi_value argv[3];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 3) {
-    napi_throw_type_error(env, NULL, "write(handle, connId, bytes)");
-    return NULL;
-  }
   rx_t *rx;
-  conn_t *c = conn_arg(env, argv, &rx);
+  conn_t *c = conn_args(env, info, 3, argv, "write(handle, connId, bytes)", &rx);
   if (!c) return NULL;
   void *data;
   size_t len;
@@ -1036,15 +1024,9 @@ static napi_value js_write(napi_env env, napi_callback_info info) {
 }
 
 static napi_value js_resume_conn(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
   napi_value argv[2];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   rx_t *rx;
-  if (argc < 2) {
-    napi_throw_type_error(env, NULL, "resumeConn(handle, connId)");
-    return NULL;
-  }
-  conn_t *c = conn_arg(env, argv, &rx);
+  conn_t *c = conn_args(env, info, 2, argv, "resumeConn(handle, connId)", &rx);
   if (!c) return NULL;
   c->held = 0;
   update_poll(c);
@@ -1053,24 +1035,16 @@ static napi_value js_resume_conn(napi_env env, napi_callback_info info) {
 }
 
 static napi_value js_close_conn(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
   napi_value argv[2];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   rx_t *rx;
-  if (argc < 2) {
-    napi_throw_type_error(env, NULL, "closeConn(handle, connId)");
-    return NULL;
-  }
-  conn_t *c = conn_arg(env, argv, &rx);
+  conn_t *c = conn_args(env, info, 2, argv, "closeConn(handle, connId)", &rx);
   if (c) close_conn(c);
   return NULL;
 }
 
 static napi_value js_pause(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  rx_t *rx = rx_arg(env, argv[0]);
+  rx_t *rx = rx_args(env, info, 1, argv, "pause(handle)");
   if (!rx) return NULL;
   rx->paused = 1;
   for (conn_t *c = rx->conns; c; c = c->next) update_poll(c);
@@ -1078,10 +1052,8 @@ static napi_value js_pause(napi_env env, napi_callback_info info) {
 }
 
 static napi_value js_resume(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  rx_t *rx = rx_arg(env, argv[0]);
+  rx_t *rx = rx_args(env, info, 1, argv, "resume(handle)");
   if (!rx) return NULL;
   if (!rx->paused) return NULL;
   rx->paused = 0;
@@ -1097,10 +1069,8 @@ static void set_num(napi_env env, napi_value o, const char *k, double v) {
 }
 
 static napi_value js_stats(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1], o, e;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  rx_t *rx = rx_arg(env, argv[0]);
+  rx_t *rx = rx_args(env, info, 1, argv, "stats(handle)");
   if (!rx) return NULL;
   CHECK(napi_create_object(env, &o));
   set_num(env, o, "conns", rx->conns_open);
@@ -1125,10 +1095,8 @@ static void on_listener_closed(uv_handle_t *h) {
 }
 
 static napi_value js_close(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  rx_t *rx = rx_arg(env, argv[0]);
+  rx_t *rx = rx_args(env, info, 1, argv, "close(handle)");
   if (!rx) return NULL;
   deliver(rx);
   rx->closing = 1;

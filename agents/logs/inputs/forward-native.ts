@@ -83,9 +83,9 @@ export function loadForwardAddon(): ForwardAddon | Error {
  */
 export const JOURNAL_FILE_BYTES = 1 << 20;
 /**
- * ... and already at this size whenever everything in it is in the buffer: the old file is
- * deleted at once, so the journal holds little more than what the buffer has not taken yet
- * (a journal of consumed frames must not keep a full disk full).
+ * A live journal file past this size is replaced as soon as everything in it is in the buffer,
+ * and the old one deleted at once: the journal holds little more than what the buffer has not
+ * taken yet (a journal of consumed frames must not keep a full disk full).
  */
 export const JOURNAL_IDLE_ROLL_BYTES = 256 << 10;
 const JOURNAL_RE = /^forward-(\d{12})\.journal$/;
@@ -155,8 +155,6 @@ export function recordEnds(buf: Buffer): number[] {
 type Item =
   | { kind: 'batch'; seg: number; start: number; bytes: Buffer; skip: number }
   | { kind: 'deferred'; conn: number; frame: Buffer };
-
-type Group = Run & { records: number };
 
 export async function listenNative(
   ctx: InputContext,
@@ -408,21 +406,13 @@ export async function listenNative(
   }
 
   function storeDeferred(item: { conn: number; frame: Buffer }): true | Promise<void> {
-    let f: Frame;
-    try {
-      f = decodeFrame(item.frame);
-    } catch (err) {
-      malformed.inc();
-      log.warn({ err: errorMessage(err) }, 'malformed forward input; closing connection');
-      closeConn(item.conn);
-      return true;
-    }
     const m = formatMark({ seg: pos.seg, start: pos.offset, end: pos.offset, k: 0, n: 1 });
     let r: true | Promise<void>;
     try {
-      r = core.handleFrame(sinkFor(item.conn), f, m);
+      r = core.handleFrame(sinkFor(item.conn), decodeFrame(item.frame), m);
     } catch (err) {
-      // Entries that do not decode (a packed blob, a gzip body): closed like the node transport.
+      // The frame, or its entries (a packed blob, a gzip body), do not decode: closed like the
+      // node transport does.
       malformed.inc();
       log.warn({ err: errorMessage(err) }, 'malformed forward input; closing connection');
       closeConn(item.conn);
@@ -453,7 +443,7 @@ export async function listenNative(
     skip: number;
   }): true | Promise<void> {
     const { bytes } = item;
-    const groups = new Map<string, Group>();
+    const groups = new Map<string, Run>();
     let p = 0;
     let records = 0;
     const step = (): true | Promise<void> => {
@@ -509,13 +499,12 @@ export async function listenNative(
       for (const run of core.prepare(f.tag, entries, metas)) {
         let g = groups.get(key);
         if (!g) {
-          g = { service: run.service, tmin: run.tmin, tmax: run.tmax, bufs: [], records: 0 };
+          g = { service: run.service, tmin: run.tmin, tmax: run.tmax, bufs: [] };
           groups.set(key, g);
         }
         if (run.tmin < g.tmin) g.tmin = run.tmin;
         if (run.tmax > g.tmax) g.tmax = run.tmax;
         for (const b of run.bufs) g.bufs.push(b);
-        g.records += run.bufs.length;
       }
       records += entries.length;
     };
@@ -528,7 +517,7 @@ export async function listenNative(
           if (buffer.full) return waitRoom().then(() => toPromise(appendFrom()));
           const g = all[k]!;
           const ok = core.commit(
-            [{ service: g.service, tmin: g.tmin, tmax: g.tmax, bufs: g.bufs }],
+            [g],
             undefined,
             formatMark({ seg: item.seg, start: item.start, end, k, n: all.length }),
           );

@@ -514,6 +514,30 @@ export class Cluster {
     }
     this.state.partitioned = (this.state.partitioned ?? []).filter((x) => x !== name);
     saveState(this.state);
+    await this.etcdConverged();
+  }
+
+  /**
+   * Waits until every running member follows one leader in one term. After a partition heals,
+   * etcd 3.4 (no pre-vote) lets the rejoining member's higher term depose the leader: a majority
+   * may still follow the old leader for a moment, and a client call in that election gets
+   * "etcdserver: no leader". Agents ride that out by retrying; a test's own calls wait here.
+   */
+  async etcdConverged(timeoutMs = 20_000): Promise<EtcdMember> {
+    const running = this.etcdMembers.filter((m) => m.proc).length;
+    return waitFor(
+      'every etcd member following one leader in one term',
+      async () => {
+        const st = await this.etcdStatus();
+        if (st.length !== running) return undefined;
+        const [first] = st;
+        if (!first || first.leader === '0') return undefined;
+        const same = st.every((s) => s.leader === first.leader && s.raftTerm === first.raftTerm);
+        return same ? st.find((s) => s.id === first.leader)?.member : undefined;
+      },
+      timeoutMs,
+      200,
+    );
   }
 
   /** Synchronous teardown (also used from exit handlers). */

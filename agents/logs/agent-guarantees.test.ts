@@ -9,9 +9,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLogger } from '../common/logger.js';
 import { startAgent } from './agent.js';
@@ -20,19 +19,11 @@ import { DiskBuffer } from './buffer.js';
 import { EventTime, ForwardDecoder, encodeEntry, encodeMessage } from './forward/codec.js';
 import { freePort } from '../../test/harness/local-etcd.js';
 import { waitFor } from '../../test/harness/proc.js';
+import { withTmpDir } from '../../test/tmp-dir.js';
 
 const log = createLogger('guarantees-test', 'silent');
 
-function withDir(fn: (dir: string) => Promise<void>) {
-  return async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'flt-guar-'));
-    try {
-      await fn(dir);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-  };
-}
+const withDir = (fn: (dir: string) => void | Promise<void>) => withTmpDir('flt-guar-', fn);
 
 /** A raw driver connection: writes frames, collects the chunk ids acked. */
 async function driver(port: number) {

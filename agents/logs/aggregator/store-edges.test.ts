@@ -4,11 +4,11 @@
 // rebuilds from them.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { EventTime, decodeEntries, encodeEntry } from '../forward/codec.js';
 import { Store, serviceDir, trimFront, type Part } from './store.js';
+import { withTmpDir } from '../../../test/tmp-dir.js';
 
 const T0 = 1_700_000_000_000;
 
@@ -28,16 +28,7 @@ function logs(store: Store, service: string): string[] {
     .map((e) => String(e.record.log));
 }
 
-function withDir(fn: (dir: string) => void | Promise<void>) {
-  return async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'flt-storee-'));
-    try {
-      await fn(dir);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-  };
-}
+const withDir = (fn: (dir: string) => void | Promise<void>) => withTmpDir('flt-storee-', fn);
 
 test('trimFront drops exactly the first `skip` records over parts', () => {
   const parts = [part('a', 1, 3), part('b', 4, 2), part('c', 6, 4)];

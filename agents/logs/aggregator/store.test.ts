@@ -17,6 +17,7 @@ import { EventTime, encodeEntry } from '../forward/codec.js';
 import { PartialAssembler } from '../partial.js';
 import { runQuery, type LogQuery } from './query.js';
 import { Store, serviceDir, type Part } from './store.js';
+import { withTmpDir } from '../../../test/tmp-dir.js';
 
 function part(service: string, from: number, n: number, t0 = 1_700_000_000_000): Part {
   const bufs = Array.from({ length: n }, (_, i) =>
@@ -38,16 +39,7 @@ function logs(store: Store, service: string): string[] {
     .map((e) => String(e.record.log));
 }
 
-function withDir(fn: (dir: string) => void | Promise<void>) {
-  return async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'flt-store-'));
-    try {
-      await fn(dir);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-  };
-}
+const withDir = (fn: (dir: string) => void | Promise<void>) => withTmpDir('flt-store-', fn);
 
 test(
   'agent batches: resends, partial overlaps and reordered resends store each record once',

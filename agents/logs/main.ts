@@ -50,6 +50,24 @@ function readFile(flag: string, file: string | undefined): Buffer | undefined {
   }
 }
 
+/** --shared-key and --shared-key-file, for either end of the agent → aggregator link. */
+function sharedKeyFlags(what: string) {
+  return {
+    'shared-key': {
+      type: 'string',
+      value: 'KEY',
+      help: `${what} (prefer --shared-key-file)`,
+      env: ['LOGSD_SHARED_KEY'],
+    },
+    'shared-key-file': {
+      type: 'string',
+      value: 'FILE',
+      help: 'read --shared-key from this file, first line (the units: /etc/flotilla/logs-shared-key)',
+      env: ['LOGSD_SHARED_KEY_FILE'],
+    },
+  } satisfies FlagTable;
+}
+
 const fsyncFlag = {
   type: 'string',
   value: 'POLICY',
@@ -110,18 +128,7 @@ const agentFlags = {
     default: hostname(),
   },
   ...dockerFlags('dockerd for container metadata (service label/env); "" to skip'),
-  'shared-key': {
-    type: 'string',
-    value: 'KEY',
-    help: 'forward-protocol shared key for the aggregator link (prefer --shared-key-file)',
-    env: ['LOGSD_SHARED_KEY'],
-  },
-  'shared-key-file': {
-    type: 'string',
-    value: 'FILE',
-    help: 'read --shared-key from this file, first line (the units: /etc/flotilla/logs-shared-key)',
-    env: ['LOGSD_SHARED_KEY_FILE'],
-  },
+  ...sharedKeyFlags('forward-protocol shared key for the aggregator link'),
   tls: { type: 'bool', help: 'use TLS to the aggregator' },
   ...tlsFlags,
   http: {
@@ -173,18 +180,7 @@ const aggregatorFlags = {
     default: '10GiB',
   },
   fsync: fsyncFlag,
-  'shared-key': {
-    type: 'string',
-    value: 'KEY',
-    help: 'require agents to prove this forward-protocol shared key (prefer --shared-key-file)',
-    env: ['LOGSD_SHARED_KEY'],
-  },
-  'shared-key-file': {
-    type: 'string',
-    value: 'FILE',
-    help: 'read --shared-key from this file, first line (the units: /etc/flotilla/logs-shared-key)',
-    env: ['LOGSD_SHARED_KEY_FILE'],
-  },
+  ...sharedKeyFlags('require agents to prove this forward-protocol shared key'),
   'handshake-timeout': {
     type: 'duration',
     help: 'with --shared-key: close a connection that has not passed the handshake by then',

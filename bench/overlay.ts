@@ -3,7 +3,8 @@
  *  - exec → subnet file (median of 5 restarts);
  *  - lease put → route in the agent's kernel, timed from the moment a watcher of our own sees the
  *    put (p50/p99 over 100 leases; both agents watch the same puts);
- *  - cold start with 1000 peer leases → all 1000 routes, and the agent's RSS after;
+ *  - cold start with 1000 peer leases → all 1000 routes, and the agent's RSS 1 s after and again
+ *    after a minute of normal operation (its periodic resyncs, five lease puts and deletes);
  *  - overlayd only: restart with 1000 peers (kernel changes seen by `ip monitor`, should be 0).
  * The reference is a flanneld binary given by FLANNELD=/path (e.g. built from flannel v0.20.2);
  * without it only overlayd's figures are printed.
@@ -205,6 +206,13 @@ try {
     record(a, `CPU used for that cold start (ms)`, cpu);
     await sleep(1000);
     record(a, `RSS after, ${PEERS} peers (MiB)`, rssMiB(a.proc.pid));
+    for (let i = 0; i < 10; i++) {
+      await sleep(5900);
+      const f = fake(PEERS + (i % 5));
+      if (i < 5) await etcd.put(f.key).value(f.value);
+      else await etcd.delete().key(f.key);
+    }
+    record(a, `RSS 1 min later, ${PEERS} peers (MiB)`, rssMiB(a.proc.pid));
   }
   for (const m of monitors.values()) await m.stop();
 

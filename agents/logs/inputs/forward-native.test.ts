@@ -21,6 +21,7 @@ import { EventTime, ForwardDecoder, encodeMessage, encodeEntry } from '../forwar
 import { loopbackAggregator } from '../testdata/loopback-aggregator.js';
 import { waitFor } from '../../../test/harness/proc.js';
 import {
+  ChunkMemory,
   JOURNAL_BATCH_MS,
   JOURNAL_FILE_BYTES,
   formatMark,
@@ -70,6 +71,16 @@ test('resume point: after a whole batch at its end; a cut-off batch again, skipp
     ],
   ];
   for (const [mark, want] of table) assert.deepEqual(resumePoint(mark), want, JSON.stringify(mark));
+});
+
+test('chunk memory: the last n chunks are always remembered, none older than 2n', () => {
+  const m = new ChunkMemory(3);
+  for (let i = 1; i <= 10; i++) {
+    m.add(`c${i}`);
+    for (let k = Math.max(1, i - 2); k <= i; k++) assert.ok(m.has(`c${k}`), `c${k} after c${i}`);
+    for (let k = 1; k <= i - 6; k++) assert.ok(!m.has(`c${k}`), `c${k} forgotten after c${i}`);
+  }
+  assert.ok(!m.has('never'));
 });
 
 test('record ends: whole [length][frame] records only; a 0 length or a record cut short ends the file', () => {

@@ -13,7 +13,8 @@
  *     of the agent and of the bare receiver (from /proc).
  *  4. Line → `logs tail -f` latency for both inputs: a container prints a line every 20 ms; the
  *     delay from Docker's timestamp of each line to `logs tail -f --json` printing it, p50/p99.
- * Run: npm run bench -- logs   (or node dist/bench/logs.js [FILE_N] [FWD_N] [SYNTH]); with
+ * Run: npm run bench -- logs   (or node dist/bench/logs.js [FILE_N] [FWD_N] [SYNTH]; 0 skips
+ * that part, e.g. `0 50000 0` for the forward input alone); with
  * FLOTILLA_BENCH_LOGS_REF=<dist of another build> its agent runs the forward scenario too.
  */
 import { spawn } from 'node:child_process';
@@ -244,8 +245,8 @@ async function viaDocker(): Promise<void> {
     );
     await sleep(2500);
 
-    // File input: dockerd's write rate (its own timestamps) vs the stored rate.
-    {
+    // File input: dockerd's write rate (its own timestamps) vs the stored rate (FILE_N 0: skipped).
+    if (FILE_N > 0) {
       const cpu0 = cpuSeconds(agent.pid);
       const { id } = await h.run(['sh', '-c', printLines(FILE_N, 'file')], {
         labels: { service: 'file1' },
@@ -272,7 +273,7 @@ async function viaDocker(): Promise<void> {
         `file input: agent CPU ${((cpu / FILE_N) * 1e6).toFixed(2)} µs per line (target ≤ 5; ${cpu.toFixed(2)} s for ${FILE_N})`,
       );
     }
-    {
+    if (FILE_N > 0) {
       const per = Math.round(FILE_N / 10);
       const t0 = Date.now();
       const ids = await Promise.all(
@@ -403,5 +404,5 @@ async function viaDocker(): Promise<void> {
   }
 }
 
-await synthetic();
+if (SYNTH > 0) await synthetic(); // 0: skipped (it would wait for a first record forever)
 await viaDocker();

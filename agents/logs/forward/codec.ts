@@ -6,6 +6,7 @@
  * A malformed frame throws `FrameError`; the caller closes that connection.
  * Spec: https://github.com/fluent/fluentd/wiki/Forward-Protocol-Specification-v1
  */
+import { isUtf8 } from 'node:buffer';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { Packr, Unpackr, addExtension } from 'msgpackr';
 
@@ -301,6 +302,142 @@ function toOptions(v: unknown): ForwardOptions {
   if (o.chunk !== undefined && typeof o.chunk !== 'string')
     throw new FrameError('option "chunk" must be a string');
   return o;
+}
+
+/**
+ * Docker's own Message frame, read in place: `[tag, EventTime, {container_id, container_name,
+ * source, log, service?}, option?]`, every record value a string, `log` kept as its UTF-8 bytes
+ * (a view of the frame, not decoded). What the forward input stores per Docker line without a
+ * generic decode (inputs/forward-core.ts `preparePlain`).
+ */
+export interface PlainMessage {
+  tag: string;
+  time: EventTime;
+  container_id: string;
+  container_name: string;
+  source: string;
+  service?: string;
+  log: Buffer;
+  chunk?: string;
+}
+
+const PLAIN_KEYS = ['container_id', 'container_name', 'source', 'log', 'service'] as const;
+const PLAIN_KEY_BYTES = PLAIN_KEYS.map((k) => Buffer.from(k));
+
+/** Start and end of the str at p (fixstr, str8/16/32), or undefined for any other value. */
+function strAt(b: Buffer, p: number, end: number): [number, number] | undefined {
+  const t = b[p]!;
+  let s: number;
+  let n: number;
+  if (t >= 0xa0 && t <= 0xbf) [s, n] = [p + 1, t & 0x1f];
+  else if (t === 0xd9 && p + 2 <= end) [s, n] = [p + 2, b[p + 1]!];
+  else if (t === 0xda && p + 3 <= end) [s, n] = [p + 3, b.readUInt16BE(p + 1)];
+  else if (t === 0xdb && p + 5 <= end) [s, n] = [p + 5, b.readUInt32BE(p + 1)];
+  else return undefined;
+  return s + n <= end ? [s, s + n] : undefined;
+}
+
+/** Entries and header size of the map at p (fixmap, map16/32), or undefined for any other value. */
+function mapAt(b: Buffer, p: number, end: number): [number, number] | undefined {
+  const t = b[p]!;
+  if (t >= 0x80 && t <= 0x8f) return [t & 0x0f, 1];
+  if (t === 0xde && p + 3 <= end) return [b.readUInt16BE(p + 1), 3];
+  if (t === 0xdf && p + 5 <= end) return [b.readUInt32BE(p + 1), 5];
+  return undefined;
+}
+
+/** The ASCII string b[s, e), or undefined if a byte is not ASCII. */
+function ascii(b: Buffer, s: number, e: number): string | undefined {
+  for (let i = s; i < e; i++) if (b[i]! > 0x7f) return undefined;
+  return b.toString('latin1', s, e);
+}
+
+/**
+ * The frame b[start, end) as a PlainMessage, or undefined when it is anything else (then
+ * `decodeFrame` is the way): what it returns is what `decodeFrame` gives for the same bytes.
+ * Not taken: integer or float times, a record with any other key, a repeated key or a value
+ * that is not a string, a tag, name, id, source, service or chunk that is not ASCII, a log
+ * that is not valid UTF-8, a HELO/PING/PONG tag.
+ */
+export function plainMessage(b: Buffer, start: number, end: number): PlainMessage | undefined {
+  const head = b[start];
+  if (head !== 0x93 && head !== 0x94) return undefined;
+  const tagAt = strAt(b, start + 1, end);
+  if (!tagAt) return undefined;
+  const tag = ascii(b, tagAt[0], tagAt[1]);
+  if (tag === undefined || tag === 'HELO' || tag === 'PING' || tag === 'PONG') return undefined;
+  let p = tagAt[1];
+  if (b[p] === 0xd7 && b[p + 1] === 0) p += 2;
+  else if (b[p] === 0xc7 && b[p + 1] === 8 && b[p + 2] === 0) p += 3;
+  else return undefined;
+  if (p + 8 > end) return undefined;
+  const time = new EventTime(b.readUInt32BE(p), b.readUInt32BE(p + 4));
+  p += 8;
+  const rec = mapAt(b, p, end);
+  if (!rec || rec[0] < 4 || rec[0] > 5) return undefined;
+  p += rec[1];
+  const vals: ([number, number] | undefined)[] = [
+    undefined,
+    undefined,
+    undefined,
+    undefined,
+    undefined,
+  ];
+  for (let i = 0; i < rec[0]; i++) {
+    const k = strAt(b, p, end);
+    if (!k) return undefined;
+    const kl = k[1] - k[0];
+    let which = -1;
+    for (let j = 0; j < PLAIN_KEYS.length; j++) {
+      const kb = PLAIN_KEY_BYTES[j]!;
+      if (kb.length === kl && b.compare(kb, 0, kl, k[0], k[1]) === 0) which = j;
+    }
+    if (which < 0 || vals[which]) return undefined;
+    const v = strAt(b, k[1], end);
+    if (!v) return undefined;
+    vals[which] = v;
+    p = v[1];
+  }
+  const [id, name, source, log, service] = vals;
+  if (!id || !name || !source || !log) return undefined;
+  const msg: PlainMessage = {
+    tag,
+    time,
+    container_id: ascii(b, id[0], id[1])!,
+    container_name: ascii(b, name[0], name[1])!,
+    source: ascii(b, source[0], source[1])!,
+    log: b.subarray(log[0], log[1]),
+  };
+  if (msg.container_id === undefined || msg.container_name === undefined) return undefined;
+  if (msg.source === undefined || !isUtf8(msg.log)) return undefined;
+  if (service) {
+    const sv = ascii(b, service[0], service[1]);
+    if (sv === undefined) return undefined;
+    msg.service = sv;
+  }
+  if (head === 0x93) return p === end ? msg : undefined;
+  // option: nil, or a map whose "chunk" (if any) is a str
+  if (b[p] === 0xc0) return p + 1 === end ? msg : undefined;
+  const opt = mapAt(b, p, end);
+  if (!opt) return undefined;
+  p += opt[1];
+  for (let i = 0; i < opt[0]; i++) {
+    const k = strAt(b, p, end);
+    if (!k) return undefined;
+    p = k[1];
+    if (k[1] - k[0] === 5 && b.toString('latin1', k[0], k[1]) === 'chunk') {
+      const v = strAt(b, p, end);
+      if (!v || msg.chunk !== undefined) return undefined;
+      const c = ascii(b, v[0], v[1]);
+      if (c === undefined) return undefined;
+      msg.chunk = c;
+      p = v[1];
+    } else {
+      p = valueEnd(b, p, end);
+      if (p < 0) return undefined;
+    }
+  }
+  return p === end ? msg : undefined;
 }
 
 /** Decodes one whole frame (the bytes of exactly one top-level msgpack value). */

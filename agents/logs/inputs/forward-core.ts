@@ -8,7 +8,14 @@
 import type Docker from 'dockerode';
 import { DiskFullError, errorMessage } from '../../common/errors.js';
 import { MetadataCache, enrich, needsMeta, serviceOf, type ContainerMeta } from '../enrich.js';
-import { decodeEntries, encodeAck, encodeEntry, type Entry, type Frame } from '../forward/codec.js';
+import {
+  decodeEntries,
+  encodeAck,
+  encodeEntry,
+  type Entry,
+  type Frame,
+  type PlainMessage,
+} from '../forward/codec.js';
 import type { BlockMeta } from '../buffer.js';
 import type { InputContext } from './input.js';
 import { encodeRecord, recordBound, recordTail } from './json-file.js';
@@ -69,13 +76,41 @@ export function createForwardCore(ctx: InputContext, cfg: ForwardCoreConfig) {
    */
   type Tail = {
     name: string;
-    field: unknown;
+    field: string | undefined;
     meta: ContainerMeta | undefined;
     tag: string;
     service: string;
     tail: Buffer;
   };
   const tails = new Map<string, Tail>();
+
+  /** The cached tail of a container's plain records, made again when one of its inputs changed. */
+  function tailOf(
+    id: string,
+    name: string,
+    field: string | undefined,
+    meta: ContainerMeta | undefined,
+    tag: string,
+  ): Tail {
+    let t = tails.get(id);
+    if (!t || t.name !== name || t.field !== field || t.meta !== meta || t.tag !== tag) {
+      const service = serviceOf(
+        { container_id: id, container_name: name, service: field },
+        meta,
+        tag,
+      );
+      const tail = recordTail({
+        service,
+        host: hostname,
+        container_name: name.replace(/^\//, ''),
+        container_id: id,
+      });
+      t = { name, field, meta, tag, service, tail };
+      if (tails.size > 10_000) tails.clear();
+      tails.set(id, t);
+    }
+    return t;
+  }
 
   /**
    * A Docker driver record with nothing but `container_id`, `container_name`, `source` and a
@@ -108,22 +143,26 @@ export function createForwardCore(ctx: InputContext, cfg: ForwardCoreConfig) {
       return undefined;
     if (typeof source !== 'string' || (r.service !== undefined && typeof r.service !== 'string'))
       return undefined;
-    let t = tails.get(id);
-    if (!t || t.name !== name || t.field !== r.service || t.meta !== meta || t.tag !== tag) {
-      const service = serviceOf(r, meta, tag);
-      const tail = recordTail({
-        service,
-        host: hostname,
-        container_name: name.replace(/^\//, ''),
-        container_id: id,
-      });
-      t = { name, field: r.service, meta, tag, service, tail };
-      if (tails.size > 10_000) tails.clear();
-      tails.set(id, t);
-    }
+    const t = tailOf(id, name, r.service, meta, tag);
     const line = { log: r.log, stream: source, time: e.time };
     const out = Buffer.allocUnsafe(recordBound(line, t.tail));
     return { service: t.service, bytes: out.subarray(0, encodeRecord(out, 0, line, t.tail)) };
+  }
+
+  /**
+   * A Docker Message frame read in place (codec `plainMessage`) as its buffer entry: the same
+   * bytes `prepare` makes of the decoded frame, its log copied, not decoded and encoded again.
+   * `meta`: the container's metadata when the record has no `service` (as `metasNow`).
+   */
+  function preparePlain(
+    m: PlainMessage,
+    meta: ContainerMeta | undefined,
+  ): { service: string; bytes: Buffer; ms: number } {
+    const t = tailOf(m.container_id, m.container_name, m.service, meta, m.tag);
+    const line = { log: m.log, stream: m.source, time: m.time };
+    const out = Buffer.allocUnsafe(recordBound(line, t.tail));
+    const bytes = out.subarray(0, encodeRecord(out, 0, line, t.tail));
+    return { service: t.service, bytes, ms: m.time.toMillis() };
   }
 
   function prepare(tag: string, entries: Entry[], metas: (ContainerMeta | undefined)[]): Run[] {
@@ -279,6 +318,7 @@ export function createForwardCore(ctx: InputContext, cfg: ForwardCoreConfig) {
     meta,
     metasNow,
     prepare,
+    preparePlain,
     commit,
     handleFrame,
     startDocker,

@@ -4,7 +4,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect, type Socket } from 'node:net';
-import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { createLogger } from '../../common/logger.js';
 import { startAgent } from '../agent.js';
@@ -13,6 +21,8 @@ import { EventTime, ForwardDecoder, encodeMessage, encodeEntry } from '../forwar
 import { loopbackAggregator } from '../testdata/loopback-aggregator.js';
 import { waitFor } from '../../../test/harness/proc.js';
 import {
+  ChunkMemory,
+  JOURNAL_BATCH_MS,
   JOURNAL_FILE_BYTES,
   formatMark,
   recordEnds,
@@ -61,6 +71,16 @@ test('resume point: after a whole batch at its end; a cut-off batch again, skipp
     ],
   ];
   for (const [mark, want] of table) assert.deepEqual(resumePoint(mark), want, JSON.stringify(mark));
+});
+
+test('chunk memory: the last n chunks are always remembered, none older than 2n', () => {
+  const m = new ChunkMemory(3);
+  for (let i = 1; i <= 10; i++) {
+    m.add(`c${i}`);
+    for (let k = Math.max(1, i - 2); k <= i; k++) assert.ok(m.has(`c${k}`), `c${k} after c${i}`);
+    for (let k = 1; k <= i - 6; k++) assert.ok(!m.has(`c${k}`), `c${k} forgotten after c${i}`);
+  }
+  assert.ok(!m.has('never'));
 });
 
 test('record ends: whole [length][frame] records only; a 0 length or a record cut short ends the file', () => {
@@ -322,5 +342,67 @@ test(
         assert.ok(size <= JOURNAL_FILE_BYTES, `${size} bytes in the live journal file`);
       },
     );
+  },
+);
+
+test(
+  'the receiver hands a steady stream over every 20 ms, a line after a quiet spell at once; the ack never waits for it',
+  { skip },
+  async () => {
+    const addon = native as Exclude<typeof native, Error>;
+    assert.throws(() => addon.create(() => undefined, 0), RangeError);
+    const agg = await loopbackAggregator('flt-nat-batch-');
+    const fd = openSync(join(agg.dir, 'forward-000000000001.journal'), 'w+');
+    const handed: number[] = []; // when each batch came, ms since the first line was sent
+    let t0 = 0;
+    let bytes = 0;
+    const h = addon.create((kind, a) => {
+      if (kind !== 0) return;
+      handed.push(performance.now() - t0);
+      bytes += (a as Buffer).length;
+    }, JOURNAL_BATCH_MS);
+    const all = () => bytes === Number(addon.stats(h).journalBytes);
+    try {
+      addon.setJournal(h, fd, 0, false, JOURNAL_FILE_BYTES, false);
+      const port = addon.listenTcp(h, 4, '127.0.0.1', 0);
+      const d = await rawDriver(port);
+      // A lone line after a quiet spell: handed over within a few ms, not after 20.
+      t0 = performance.now();
+      d.sock.write(frame('a', 0, 'q0'));
+      await d.acked('q0');
+      await waitFor('the lone line handed over', () => handed.length === 1, 2000, 1);
+      const lone = handed[0]!;
+      // Then lines back to back, each sent on the previous one's ack, for at least 100 ms.
+      await new Promise((r) => setTimeout(r, 3 * JOURNAL_BATCH_MS));
+      handed.length = 0;
+      t0 = performance.now();
+      let i = 1;
+      const dec = new ForwardDecoder();
+      await new Promise<void>((resolve) => {
+        d.sock.on('data', (b: Buffer) => {
+          for (const f of dec.push(b)) {
+            if (f.kind !== 'ack' || f.chunk !== `s${i}`) continue;
+            if (performance.now() - t0 >= 100) return resolve();
+            i++;
+            d.sock.write(frame('a', i, `s${i}`));
+          }
+        });
+        d.sock.write(frame('a', i, `s${i}`));
+      });
+      const elapsed = performance.now() - t0;
+      await waitFor('the rest handed over', all, 2000, 1);
+      d.sock.destroy();
+      assert.ok(lone < JOURNAL_BATCH_MS, `lone line handed over after ${lone.toFixed(1)} ms`);
+      // Per millisecond (the old 1 ms timer) would be ~100 batches; per 20 ms at most ~6.
+      assert.ok(
+        handed.length <= Math.ceil(elapsed / JOURNAL_BATCH_MS) + 1,
+        `${i} lines in ${elapsed.toFixed(0)} ms handed over in ${handed.length} batches`,
+      );
+      assert.ok(i > handed.length * 2, `${i} lines, ${handed.length} batches`);
+    } finally {
+      addon.close(h);
+      closeSync(fd);
+      await agg.stop();
+    }
   },
 );

@@ -35,15 +35,18 @@ import { isIP } from 'node:net';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { DiskFullError, errorMessage, noSpaceCode } from '../../common/errors.js';
-import { decodeFrame, type Frame } from '../forward/codec.js';
-import type { ContainerMeta } from '../enrich.js';
+import { decodeFrame, plainMessage, type Frame, type PlainMessage } from '../forward/codec.js';
+import { needsMeta, type ContainerMeta } from '../enrich.js';
 import type { InputContext } from './input.js';
 import type { ForwardCore, Run } from './forward-core.js';
 import type { ForwardListener, ForwardTransportConfig } from './forward.js';
 
 /** The addon's exports (contract at the top of native/forward.c). */
 export interface ForwardAddon {
-  create(onEvent: (kind: number, a: unknown, b?: unknown, c?: unknown) => void): unknown;
+  create(
+    onEvent: (kind: number, a: unknown, b?: unknown, c?: unknown) => void,
+    batchMs?: number,
+  ): unknown;
   listenTcp(h: unknown, family: number, address: string, port: number): number;
   listenUnix(h: unknown, path: string): void;
   setJournal(
@@ -90,6 +93,13 @@ export const JOURNAL_FILE_BYTES = 1 << 20;
 export const JOURNAL_IDLE_ROLL_BYTES = 256 << 10;
 const JOURNAL_RE = /^forward-(\d{12})\.journal$/;
 const journalName = (n: number) => `forward-${String(n).padStart(12, '0')}.journal`;
+/**
+ * While frames keep coming, the receiver hands them over every this many ms (a frame after a
+ * quiet spell as long goes after 1 ms): the per-batch costs (a call, a buffer write per block,
+ * the shipper's send) are paid per ~20 ms of lines, not per millisecond's ~10. It adds at most
+ * this much to a line's way to `logs tail -f`; the ack does not wait for it.
+ */
+export const JOURNAL_BATCH_MS = 20;
 /** Replayed journal bytes are handled in batches of about this much. */
 const REPLAY_BATCH = 256 << 10;
 /** Unhandled journal bytes above which the receiver stops reading (and so acking). */
@@ -175,11 +185,8 @@ export async function listenNative(
   const mark = parseMark(buffer.lastMark);
   const from = resumePoint(mark);
   /** Sender chunks seen in the journal (resends after a lost ack carry the same one). */
-  const recent = new Set<string>();
-  const remember = (chunk: string) => {
-    recent.add(chunk);
-    if (recent.size > 50_000) recent.delete(recent.values().next().value!);
-  };
+  const recent = new ChunkMemory(50_000);
+  const remember = (chunk: string) => recent.add(chunk);
   const queue: Item[] = [];
   let queuedBytes = 0;
   for (const seg of segs) {
@@ -278,7 +285,7 @@ export async function listenNative(
     }
     if (queuedBytes > QUEUE_HIGH) updatePause();
     if (!busy) pump();
-  });
+  }, JOURNAL_BATCH_MS);
 
   let diskFull = false;
   /** Size of the live journal file. */
@@ -450,6 +457,27 @@ export async function listenNative(
       while (p + 4 <= bytes.length) {
         const e = p + 4 + bytes.readUInt32LE(p);
         if (e > bytes.length || e === p + 4) break; // cannot happen: whole records only
+        // Docker's own line, read in place; anything else is decoded.
+        const m = plainMessage(bytes, p + 4, e);
+        if (m) {
+          p = e;
+          if (m.chunk) {
+            if (recent.has(m.chunk) || buffer.seenChunk(m.chunk)) {
+              resent.inc();
+              continue;
+            }
+            remember(m.chunk);
+          }
+          if (!needsMeta({ service: m.service })) addPlain(m, undefined);
+          else if (core.meta.known(m.container_id)) addPlain(m, core.meta.resolved(m.container_id));
+          else
+            return core.meta.get(m.container_id).then((meta) => {
+              addPlain(m, meta);
+              const r = step();
+              return r === true ? undefined : r;
+            });
+          continue;
+        }
         let f: Frame;
         try {
           f = decodeFrame(bytes.subarray(p + 4, e));
@@ -491,6 +519,28 @@ export async function listenNative(
         add(f, metas);
       }
       return finish();
+    };
+    /** Into the group of its (container, tag, service field), as `add` would put it. */
+    let last: { m: PlainMessage; g: Run } | undefined; // most lines follow one of their container
+    const addPlain = (m: PlainMessage, meta: ContainerMeta | undefined) => {
+      const r = core.preparePlain(m, meta);
+      let g =
+        last &&
+        last.m.container_id === m.container_id &&
+        last.m.tag === m.tag &&
+        (last.m.service ?? '') === (m.service ?? '')
+          ? last.g
+          : groups.get(`${m.container_id}\0${m.tag}\0${m.service ?? ''}`);
+      if (!g) {
+        g = { service: r.service, tmin: r.ms, tmax: r.ms, bufs: [r.bytes] };
+        groups.set(`${m.container_id}\0${m.tag}\0${m.service ?? ''}`, g);
+      } else {
+        if (r.ms < g.tmin) g.tmin = r.ms;
+        if (r.ms > g.tmax) g.tmax = r.ms;
+        g.bufs.push(r.bytes);
+      }
+      last = { m, g };
+      records++;
     };
     const add = (f: Frame & { kind: 'events' }, metas: (ContainerMeta | undefined)[]) => {
       const entries = f.entries ?? [];
@@ -536,7 +586,8 @@ export async function listenNative(
 
   /**
    * Reading (and so acking) stops while the buffer is full — checked after every append, so at
-   * most what arrived in the last millisecond is journaled past the bound — or while more than
+   * most one batch (JOURNAL_BATCH_MS of lines, at most 256 KiB plus a read) is journaled past
+   * the bound — or while more than
    * QUEUE_HIGH journal bytes wait here; it resumes below QUEUE_LOW with room in the buffer.
    */
   let roomWaiter = false;
@@ -632,6 +683,27 @@ export async function listenNative(
       }
     },
   };
+}
+
+/**
+ * The last `n` or more chunk ids seen (up to 2n): two generations of sets, the older one dropped
+ * whole when the newer one is full, so remembering a chunk costs one insert, never an eviction
+ * walk.
+ */
+export class ChunkMemory {
+  private cur = new Set<string>();
+  private old = new Set<string>();
+  constructor(private readonly n: number) {}
+  add(chunk: string): void {
+    if (this.cur.size >= this.n) {
+      this.old = this.cur;
+      this.cur = new Set();
+    }
+    this.cur.add(chunk);
+  }
+  has(chunk: string): boolean {
+    return this.cur.has(chunk) || this.old.has(chunk);
+  }
 }
 
 function toPromise(r: true | Promise<void>): Promise<void> {

@@ -208,11 +208,14 @@ export function recordTail(fields: {
 
 const LOG_KEY = Buffer.from([0xa3, 0x6c, 0x6f, 0x67]);
 
+/** A line to encode; `log` may be its UTF-8 bytes already (the forward input's Docker frames). */
+export type RecordLine = Omit<JoinedLine, 'log'> & { log: string | Buffer };
+
 /**
  * Writes the msgpack entry `[time, {log, stream, service, host, container_name, container_id}]`
  * into `out` at `at` and returns the end; `out` must have room (see `recordBound`).
  */
-export function encodeRecord(out: Buffer, at: number, line: JoinedLine, tail: Buffer): number {
+export function encodeRecord(out: Buffer, at: number, line: RecordLine, tail: Buffer): number {
   let o = at;
   out[o++] = 0x92;
   out[o++] = 0xd7;
@@ -222,7 +225,7 @@ export function encodeRecord(out: Buffer, at: number, line: JoinedLine, tail: Bu
   o += 8;
   out[o++] = 0x86;
   o += LOG_KEY.copy(out, o);
-  const len = Buffer.byteLength(line.log);
+  const len = typeof line.log === 'string' ? Buffer.byteLength(line.log) : line.log.length;
   if (len < 32) out[o++] = 0xa0 | len;
   else if (len < 0x100) {
     out[o++] = 0xd9;
@@ -236,13 +239,19 @@ export function encodeRecord(out: Buffer, at: number, line: JoinedLine, tail: Bu
     out.writeUInt32BE(len, o);
     o += 4;
   }
-  o += out.write(line.log, o, len, 'utf8');
+  o += typeof line.log === 'string' ? out.write(line.log, o, len, 'utf8') : line.log.copy(out, o);
   o += streamBytes(line.stream).copy(out, o);
   o += tail.copy(out, o);
   return o;
 }
 
 /** Bytes `encodeRecord` may need for a line (an upper bound). */
-export function recordBound(line: JoinedLine, tail: Buffer): number {
-  return 32 + line.log.length * 3 + line.stream.length + 8 + tail.length;
+export function recordBound(line: RecordLine, tail: Buffer): number {
+  return (
+    32 +
+    line.log.length * (typeof line.log === 'string' ? 3 : 1) +
+    line.stream.length +
+    8 +
+    tail.length
+  );
 }

@@ -6,8 +6,9 @@
  * throughput. Here that work is C on Node's own event loop, with no JavaScript per line: the
  * connection is read, the frame is found and checked, appended to the agent's forward journal
  * through a shared mapping of the journal file (so it survives the agent being killed; with
- * `sync` also msync'd), and only then acked. JavaScript gets the journaled bytes in batches (one call per millisecond or per
- * 256 KiB) and enriches them into the durable buffer afterwards (agents/logs/inputs/forward-native.ts).
+ * `sync` also msync'd), and only then acked. JavaScript gets the journaled bytes in batches (one
+ * call per batchMs, default 20, or per 256 KiB) and enriches them into the durable buffer
+ * afterwards (agents/logs/inputs/forward-native.ts).
  *
  * Only frames this file can vouch for take that path: a Message frame
  * [tag:str, time:uint|float|EventTime, record:map, option?:map|nil] with no other ext value,
@@ -18,9 +19,11 @@
  * that are not msgpack, or a frame over MAX_FRAME, close the connection and are reported.
  *
  * JavaScript contract:
- *   create(onEvent) -> handle
+ *   create(onEvent, batchMs = 20) -> handle
  *     onEvent(0, bytes, journalOffset)  journaled Message frames, in journal order, starting
- *                                       at that offset of the current journal file
+ *                                       at that offset of the current journal file: every
+ *                                       batchMs while frames keep coming (1 ms after the first
+ *                                       one after a quiet batchMs), or per 256 KiB
  *     onEvent(1, connId, frame)         a deferred frame; connId is held until resumeConn/closeConn
  *     onEvent(2, connId, peer, reason)  connection closed: malformed input (already closed)
  *     onEvent(3, message)               the journal is full and no new file came, or its sync
@@ -62,6 +65,7 @@
 #define MAX_FRAME (64u << 20)
 #define READ_MIN 65536
 #define DELIVER_BYTES (256u << 10)
+#define DELIVER_MS_DEFAULT 20
 #define OUT_HIGH (1u << 20)
 #define MAX_LISTENERS 4
 
@@ -126,6 +130,10 @@ struct rx {
   double conns_open, conns_total, fast, deferred, heartbeats, malformed, journal_bytes,
       deliveries, journal_errors;
   int last_error;
+  /* A steady stream goes to JavaScript every deliver_ms (per-batch costs are paid per ~that
+     many ms of lines); a frame after a quiet spell of as long, after 1 ms. */
+  uint64_t deliver_ms;
+  uint64_t last_deliver; /* uv_now of the last delivery */
   int in_deliver;
   int refs; /* outstanding uv handles + 1 for the JS object */
 };
@@ -365,6 +373,7 @@ static void deliver(rx_t *rx) {
   rx->arena_len = 0;
   rx->arena_off = rx->joff;
   rx->deliveries++;
+  rx->last_deliver = uv_now(rx->loop);
   napi_create_uint32(env, 0, &argv[0]);
   if (napi_create_buffer_copy(env, len, rx->arena, &data, &argv[1]) == napi_ok) {
     napi_create_double(env, (double)off, &argv[2]);
@@ -568,8 +577,11 @@ static int commit_run(conn_t *c, size_t end) {
   c->scan_pending = 1;
   c->scan_ext = 0;
   if (rx->arena_len >= DELIVER_BYTES) deliver(rx);
-  else if (!uv_is_active((uv_handle_t *)&rx->deliver_timer))
-    uv_timer_start(&rx->deliver_timer, on_deliver_timer, 1, 0);
+  else if (!uv_is_active((uv_handle_t *)&rx->deliver_timer)) {
+    uint64_t quiet = uv_now(rx->loop) - rx->last_deliver;
+    uv_timer_start(&rx->deliver_timer, on_deliver_timer, quiet >= rx->deliver_ms ? 1 : rx->deliver_ms,
+                   0);
+  }
   return 0;
 }
 
@@ -837,17 +849,25 @@ static void finalize(napi_env env, void *data, void *hint) {
 }
 
 static napi_value js_create(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1], ext, res, name;
+  size_t argc = 2;
+  napi_value argv[2], ext, res, name;
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   napi_valuetype t;
   if (argc < 1 || napi_typeof(env, argv[0], &t) != napi_ok || t != napi_function) {
-    napi_throw_type_error(env, NULL, "create(onEvent)");
+    napi_throw_type_error(env, NULL, "create(onEvent, batchMs?)");
+    return NULL;
+  }
+  uint32_t batch_ms = DELIVER_MS_DEFAULT;
+  if (argc >= 2 && napi_typeof(env, argv[1], &t) == napi_ok && t != napi_undefined &&
+      (napi_get_value_uint32(env, argv[1], &batch_ms) != napi_ok || batch_ms < 1 ||
+       batch_ms > 1000)) {
+    napi_throw_range_error(env, NULL, "create: batchMs must be 1 to 1000");
     return NULL;
   }
   rx_t *rx = calloc(1, sizeof *rx);
   if (!rx) return throw_errno(env, "calloc", ENOMEM);
   rx->env = env;
+  rx->deliver_ms = batch_ms;
   rx->jfd = -1;
   rx->refs = 1;
   CHECK(napi_get_uv_event_loop(env, &rx->loop));
@@ -982,6 +1002,9 @@ static napi_value js_set_journal(napi_env env, napi_callback_info info) {
   if (r != 0) return throw_errno(env, "forward journal fallocate", r);
   void *m = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   if (m == MAP_FAILED) return throw_errno(env, "forward journal mmap", errno);
+  /* No readahead on a write fault: it filled the page cache with pages of the (unwritten,
+     zero) file far ahead of the appends, most of them dropped unused when the file rolls. */
+  madvise(m, (size_t)size, MADV_RANDOM);
   if (rx->jmap) munmap(rx->jmap, rx->jcap);
   rx->jmap = m;
   rx->jcap = (size_t)size;

@@ -343,19 +343,15 @@ export class DiskBuffer {
   }
 
   // A stale cursor only means a resend after restart, which the aggregator drops by seq: so it
-  // is written at most every 200 ms and not fsynced. On a full disk it is tried again in 1 s.
+  // is written at most every 200 ms (in the background, below) and not fsynced. This is the
+  // synchronous save of `close`: on a full disk the cursor on disk stays as it was.
   private saveCursor(): void {
-    this.cursorTimer = undefined;
     const file = join(this.opts.dir, 'cursor');
     try {
       writeFileSync(`${file}.tmp`, JSON.stringify({ acked: this.acked, next: this.nextSeq }));
       renameSync(`${file}.tmp`, file);
     } catch (err) {
       if (!noSpaceCode(err)) throw err;
-      if (this.fd >= 0 && !this.cursorTimer) {
-        this.cursorTimer = setTimeout(() => this.saveCursor(), 1000);
-        this.cursorTimer.unref();
-      }
     }
   }
 
@@ -424,7 +420,6 @@ export class DiskBuffer {
     clearInterval(this.timer);
     clearTimeout(this.cursorTimer);
     this.saveCursor();
-    clearTimeout(this.cursorTimer);
     this.sync();
     if (this.fd >= 0) closeSync(this.fd);
     this.fd = -1;

@@ -69,6 +69,8 @@ test(
       { service: 's', tmin: 7, tmax: 8, chunk: 'needs "quoting" \\ é' },
       { service: 's', tmin: 9, tmax: 9, j: '12:345.6-7' },
       { service: 's', tmin: 9, tmax: 9, j: 'odd "mark"/x' },
+      // Nothing but characters that must be escaped (no shortcut may write them as they are).
+      { service: 's', tmin: 9, tmax: 9, chunk: '"\\"', j: '"\\ /' },
       { service: 's', tmin: 1.5, tmax: 2.25, chunk: 'c', j: 'j1' },
       { service: 's', tmin: NaN, tmax: 3 },
       { service: 's', tmin: 3, tmax: Infinity },

@@ -236,17 +236,15 @@ export class DiskBuffer {
 
   /**
    * Position of the first block after the acked cursor. Called on every (re)connect: it reads
-   * only the segment holding the next unacked seq, in one read(2), not a pread per block.
+   * only the segment holding the next unacked seq, in one read(2), not a pread per block. That
+   * is the first one: `dropAcked` leaves no segment before it (a stale cursor after a crash may
+   * even lie before the first segment, which is then where the resend starts).
    */
   ackedPos(): ReadPos {
     const want = this.acked + 1;
-    let i = this.segments.length - 1;
-    while (i > 0 && this.segments[i]!.first > want) i--;
-    for (; i >= 0 && i < this.segments.length; i++) {
-      const s = this.segments[i]!;
+    for (const s of this.segments)
       for (const h of this.scanBlocks(s.first, s.size))
         if (h.firstSeq + h.count - 1 >= want) return { seg: s.first, offset: h.offset };
-    }
     const last = this.segments[this.segments.length - 1];
     return last ? { seg: last.first, offset: last.size } : { seg: this.nextSeq, offset: 0 };
   }

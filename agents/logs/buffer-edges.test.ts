@@ -397,6 +397,13 @@ test(
     assert.deepEqual(readFrom(b2, b2.ackedPos()).logs, [line(1), line(2), line(3)], 'each once');
     assert.equal(b2.append([entry(4)], meta), 4);
     b2.close();
+    const b3 = new DiskBuffer(opts);
+    assert.deepEqual(
+      readFrom(b3, b3.ackedPos()).logs,
+      [1, 2, 3, 4].map((i) => line(i)),
+      'the segment itself is still there',
+    );
+    b3.close();
   }),
 );
 
@@ -429,12 +436,14 @@ test(
   withDir((dir) => {
     const opts = { dir, maxBytes: 1 << 20, fsync: 'never' as const, segmentBytes: 1024 };
     const b = new DiskBuffer(opts);
-    for (let i = 1; i <= 12; i++) b.append([entry(i, 100)], meta);
-    b.ack(12);
+    for (let i = 1; i <= 10; i++) b.append([entry(i, 100)], meta);
+    b.ack(10);
     const pos = b.ackedPos();
     assert.deepEqual(b.read(pos, 1 << 20).blocks, []);
-    b.append([entry(13, 100)], meta);
-    assert.deepEqual(readFrom(b, pos).logs, [line(13, 100)]);
+    const segs = segFiles(dir);
+    b.append([entry(11, 100)], meta);
+    assert.deepEqual(segFiles(dir), segs, 'into the active segment, behind the acked blocks');
+    assert.deepEqual(readFrom(b, pos).logs, [line(11, 100)]);
     b.close();
   }),
 );

@@ -36,6 +36,7 @@ export const CORES = {
   'agents/logs/buffer.ts': [
     'dist/agents/logs/buffer.test.js',
     'dist/agents/logs/buffer-edges.test.js',
+    'dist/agents/logs/buffer-faults.test.js',
   ],
   'agents/logs/aggregator/store.ts': [
     'dist/agents/logs/aggregator/store.test.js',

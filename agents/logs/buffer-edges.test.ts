@@ -69,6 +69,8 @@ test(
       { service: 's', tmin: 7, tmax: 8, chunk: 'needs "quoting" \\ é' },
       { service: 's', tmin: 9, tmax: 9, j: '12:345.6-7' },
       { service: 's', tmin: 9, tmax: 9, j: 'odd "mark"/x' },
+      // Nothing but characters that must be escaped (no shortcut may write them as they are).
+      { service: 's', tmin: 9, tmax: 9, chunk: '"\\"', j: '"\\ /' },
       { service: 's', tmin: 1.5, tmax: 2.25, chunk: 'c', j: 'j1' },
       { service: 's', tmin: NaN, tmax: 3 },
       { service: 's', tmin: 3, tmax: Infinity },
@@ -317,5 +319,159 @@ test(
       assert.equal(blocks - 1, Math.ceil(seg / perBlock), `maxBytes ${maxBytes}`);
       b.close();
     }
+  }),
+);
+
+/** Bytes one block of `entry(n, pad)` with `meta` takes on disk. */
+const blockBytes = (pad = 0, m: BlockMeta = meta) =>
+  18 + JSON.stringify(m).length + entry(1, pad).length;
+
+test(
+  'the bound exactly reached: full with records unacked; once acked the next append frees the space',
+  withDir((dir) => {
+    const one = blockBytes(100);
+    const b = new DiskBuffer({ dir, maxBytes: 3 * one, fsync: 'never', segmentBytes: 1 << 20 });
+    b.append([entry(1, 100)], meta);
+    b.append([entry(2, 100)], meta);
+    assert.equal(b.full, false);
+    b.append([entry(3, 100)], meta);
+    assert.equal(b.bytes, 3 * one);
+    assert.equal(b.full, true, 'at the bound');
+    // Appends over the bound (already in flight when the input paused) share the segment.
+    b.append([entry(4, 100)], meta);
+    b.append([entry(5, 100)], meta);
+    assert.equal(segFiles(dir).length, 1, 'no segment per block over the bound');
+    b.ack(5);
+    assert.equal(b.full, false);
+    b.append([entry(6, 100)], meta);
+    assert.equal(b.bytes, one, 'the spent segment went');
+    assert.equal(b.full, false);
+    b.close();
+    // The same with the bound met exactly by acked records.
+    const sub = join(dir, 'exact');
+    const c = new DiskBuffer({
+      dir: sub,
+      maxBytes: 2 * one,
+      fsync: 'never',
+      segmentBytes: 1 << 20,
+    });
+    c.append([entry(1, 100)], meta);
+    c.append([entry(2, 100)], meta);
+    c.ack(2);
+    c.append([entry(3, 100)], meta);
+    assert.equal(c.bytes, one);
+    assert.equal(c.full, false);
+    assert.deepEqual(readFrom(c, c.ackedPos()).logs, [line(3, 100)]);
+    c.close();
+  }),
+);
+
+test(
+  'a segment exactly at its size takes no more blocks: the next one opens a segment named by its seq',
+  withDir((dir) => {
+    const one = blockBytes(100);
+    const b = new DiskBuffer({ dir, maxBytes: 1 << 20, fsync: 'never', segmentBytes: 3 * one });
+    for (let i = 1; i <= 3; i++) b.append([entry(i, 100)], meta);
+    assert.deepEqual(segFiles(dir), ['0000000000000001.seg']);
+    b.append([entry(4, 100)], meta);
+    assert.deepEqual(segFiles(dir), ['0000000000000001.seg', '0000000000000004.seg']);
+    assert.equal(statSync(join(dir, '0000000000000001.seg')).size, 3 * one);
+    b.close();
+  }),
+);
+
+test(
+  'the agent id is the UUID alone; stray files beside the segments are not read as segments',
+  withDir((dir) => {
+    const opts = { dir, maxBytes: 1 << 20, fsync: 'never' as const };
+    const b = new DiskBuffer(opts);
+    assert.match(b.agentId, /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
+    for (let i = 1; i <= 3; i++) b.append([entry(i)], meta);
+    b.close();
+    // An operator's copies of the segment.
+    const seg = join(dir, segFiles(dir)[0]!);
+    for (const stray of ['0000000000000001.seg.bak', 'x0000000000000001.seg', 'notes.seg'])
+      writeFileSync(join(dir, stray), readFileSync(seg));
+    const b2 = new DiskBuffer(opts);
+    assert.equal(b2.agentId, b.agentId);
+    assert.deepEqual(readFrom(b2, b2.ackedPos()).logs, [line(1), line(2), line(3)], 'each once');
+    assert.equal(b2.append([entry(4)], meta), 4);
+    b2.close();
+    const b3 = new DiskBuffer(opts);
+    assert.deepEqual(
+      readFrom(b3, b3.ackedPos()).logs,
+      [1, 2, 3, 4].map((i) => line(i)),
+      'the segment itself is still there',
+    );
+    b3.close();
+  }),
+);
+
+test(
+  'a cursor older than the oldest segment (acks deleted segments, then a crash before the cursor was saved): resend from the oldest segment',
+  withDir(async (dir) => {
+    const opts = { dir, maxBytes: 1 << 20, fsync: 'never' as const, segmentBytes: 1024 };
+    const b = new DiskBuffer(opts);
+    for (let i = 1; i <= 30; i++) b.append([entry(i, 100)], meta);
+    b.ack(20);
+    b.close();
+    await sleep(50); // the spent segments are unlinked in the thread pool
+    const oldest = Number(segFiles(dir)[0]!.slice(0, 16));
+    assert.ok(oldest > 4 && oldest <= 21, `oldest segment ${oldest}`);
+    writeFileSync(join(dir, 'cursor'), JSON.stringify({ acked: 3, next: 31 }));
+    const b2 = new DiskBuffer(opts);
+    assert.equal(b2.acked, 3);
+    const { seqs, logs } = readFrom(b2, b2.ackedPos());
+    assert.equal(seqs[0], oldest);
+    assert.deepEqual(
+      logs,
+      Array.from({ length: 31 - oldest }, (_, i) => line(oldest + i, 100)),
+    );
+    b2.close();
+  }),
+);
+
+test(
+  'a position taken when everything is acked reads the records appended after it',
+  withDir((dir) => {
+    const opts = { dir, maxBytes: 1 << 20, fsync: 'never' as const, segmentBytes: 1024 };
+    const b = new DiskBuffer(opts);
+    for (let i = 1; i <= 10; i++) b.append([entry(i, 100)], meta);
+    b.ack(10);
+    const pos = b.ackedPos();
+    assert.deepEqual(b.read(pos, 1 << 20).blocks, []);
+    const segs = segFiles(dir);
+    b.append([entry(11, 100)], meta);
+    assert.deepEqual(segFiles(dir), segs, 'into the active segment, behind the acked blocks');
+    assert.deepEqual(readFrom(b, pos).logs, [line(11, 100)]);
+    b.close();
+  }),
+);
+
+test(
+  'lastMark is the j of the newest block that has one, while running too',
+  withDir((dir) => {
+    const b = new DiskBuffer({ dir, maxBytes: 1 << 20, fsync: 'never' });
+    assert.equal(b.lastMark, undefined);
+    b.append([entry(1)], { ...meta, j: 'a' });
+    assert.equal(b.lastMark, 'a');
+    b.append([entry(2)], meta);
+    assert.equal(b.lastMark, 'a', 'a block without j keeps it');
+    b.append([entry(3)], { ...meta, j: '' });
+    assert.equal(b.lastMark, '');
+    b.close();
+  }),
+);
+
+test(
+  'a first block whose service is empty reads back after a restart',
+  withDir((dir) => {
+    const b = new DiskBuffer({ dir, maxBytes: 1 << 20, fsync: 'never' });
+    b.append([entry(1)], { service: '', tmin: 1, tmax: 1 });
+    b.close();
+    const b2 = new DiskBuffer({ dir, maxBytes: 1 << 20, fsync: 'never' });
+    const r = readFrom(b2, b2.ackedPos());
+    assert.deepEqual(r.metas, [{ service: '', tmin: 1, tmax: 1 }]);
+    b2.close();
   }),
 );

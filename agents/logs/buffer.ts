@@ -236,17 +236,15 @@ export class DiskBuffer {
 
   /**
    * Position of the first block after the acked cursor. Called on every (re)connect: it reads
-   * only the segment holding the next unacked seq, in one read(2), not a pread per block.
+   * only the segment holding the next unacked seq, in one read(2), not a pread per block. That
+   * is the first one: `dropAcked` leaves no segment before it (a stale cursor after a crash may
+   * even lie before the first segment, which is then where the resend starts).
    */
   ackedPos(): ReadPos {
     const want = this.acked + 1;
-    let i = this.segments.length - 1;
-    while (i > 0 && this.segments[i]!.first > want) i--;
-    for (; i >= 0 && i < this.segments.length; i++) {
-      const s = this.segments[i]!;
+    for (const s of this.segments)
       for (const h of this.scanBlocks(s.first, s.size))
         if (h.firstSeq + h.count - 1 >= want) return { seg: s.first, offset: h.offset };
-    }
     const last = this.segments[this.segments.length - 1];
     return last ? { seg: last.first, offset: last.size } : { seg: this.nextSeq, offset: 0 };
   }
@@ -343,19 +341,15 @@ export class DiskBuffer {
   }
 
   // A stale cursor only means a resend after restart, which the aggregator drops by seq: so it
-  // is written at most every 200 ms and not fsynced. On a full disk it is tried again in 1 s.
+  // is written at most every 200 ms (in the background, below) and not fsynced. This is the
+  // synchronous save of `close`: on a full disk the cursor on disk stays as it was.
   private saveCursor(): void {
-    this.cursorTimer = undefined;
     const file = join(this.opts.dir, 'cursor');
     try {
       writeFileSync(`${file}.tmp`, JSON.stringify({ acked: this.acked, next: this.nextSeq }));
       renameSync(`${file}.tmp`, file);
     } catch (err) {
       if (!noSpaceCode(err)) throw err;
-      if (this.fd >= 0 && !this.cursorTimer) {
-        this.cursorTimer = setTimeout(() => this.saveCursor(), 1000);
-        this.cursorTimer.unref();
-      }
     }
   }
 
@@ -424,7 +418,6 @@ export class DiskBuffer {
     clearInterval(this.timer);
     clearTimeout(this.cursorTimer);
     this.saveCursor();
-    clearTimeout(this.cursorTimer);
     this.sync();
     if (this.fd >= 0) closeSync(this.fd);
     this.fd = -1;

@@ -26,6 +26,7 @@ export const CORES = {
   'agents/logs/forward/codec.ts': [
     'dist/agents/logs/forward/codec.test.js',
     'dist/agents/logs/forward/codec-edges.test.js',
+    'dist/agents/logs/forward/plain-message.test.js',
     'dist/agents/logs/forward/spec-interop.test.js',
     'dist/agents/logs/forward/docker-capture.test.js',
   ],

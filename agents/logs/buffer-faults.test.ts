@@ -52,8 +52,13 @@ const real = {
   fdatasync: fs.fdatasync,
   fdatasyncSync: fs.fdatasyncSync,
   readSync: fs.readSync,
+  writeFile: fs.writeFile,
 };
 const calls = { fdatasync: 0, fdatasyncSync: 0, readSync: 0 };
+/** Background (thread-pool) calls started and finished: a test waits for them to settle. */
+const bg = { started: 0, settled: 0 };
+/** Waits until every background fdatasync and writeFile the buffer started has called back. */
+const settled = () => until(() => assert.equal(bg.settled, bg.started, 'background fs calls'));
 /** What the buffer's background fdatasync does (the real one unless a test says otherwise). */
 let onFdatasync: (fd: number, cb: SyncCb) => void = (fd, cb) => real.fdatasync(fd, cb);
 const spied = fs as unknown as Record<keyof typeof real, unknown>;
@@ -64,7 +69,19 @@ before(() => {
   run = startTrackedRun('buf-faults');
   spied.fdatasync = (fd: number, cb: SyncCb) => {
     calls.fdatasync++;
-    onFdatasync(fd, cb);
+    bg.started++;
+    onFdatasync(fd, (err) => {
+      bg.settled++;
+      cb(err);
+    });
+  };
+  spied.writeFile = (...args: unknown[]) => {
+    const cb = args.pop() as SyncCb;
+    bg.started++;
+    (real.writeFile as (...a: unknown[]) => void)(...args, (err: NodeJS.ErrnoException | null) => {
+      bg.settled++;
+      cb(err);
+    });
   };
   spied.fdatasyncSync = (fd: number) => {
     calls.fdatasyncSync++;
@@ -210,21 +227,21 @@ test('a disk filled by records that are all acked: the appends after it get the 
   const spent = segFiles(dir);
   b.ack(n);
   assert.ok(freeBytes(fsDir) < 8192, 'still full: the acked records are in the active segment');
-  // The agent retries while `full` says so; within a few tries the record is in.
-  let tries = 0;
-  for (;;) {
-    tries++;
-    try {
-      assert.equal(b.append([entry(n + 1)], meta), n + 1);
-      break;
-    } catch (err) {
-      assertDiskFull(err, dir);
-      assert.ok(tries < 3, `${tries} tries`);
-      await sleep(20); // the spent segment is unlinked in the thread pool
+  // The agent retries while `full` says so; once the spent segment is unlinked (in the thread
+  // pool, so a few ms) the record is in.
+  let appended = false;
+  await until(() => {
+    if (!appended) {
+      try {
+        assert.equal(b.append([entry(n + 1)], meta), n + 1);
+        appended = true;
+      } catch (err) {
+        assertDiskFull(err, dir);
+        throw err;
+      }
     }
-  }
-  await sleep(20);
-  assert.ok(!segFiles(dir).includes(spent[0]!), 'the spent segment is deleted');
+    assert.ok(!segFiles(dir).includes(spent[0]!), 'the spent segment is deleted');
+  });
   assert.ok(freeBytes(fsDir) > 200 * 1024, `${freeBytes(fsDir)} bytes free again`);
   assert.deepEqual(readFrom(b).logs, [line(n + 1)]);
   b.close();
@@ -314,11 +331,11 @@ test('the cursor on a full disk: saved again 1 s later once space is back; close
     const free = fill(fsDir);
     b.ack(2);
     mock.timers.tick(200);
-    await sleep(30);
+    await settled();
     assert.deepEqual(cursor(), { acked: 1, next: 5 }, 'no space for the new cursor');
     free();
     mock.timers.tick(999);
-    await sleep(30);
+    await settled();
     assert.deepEqual(cursor(), { acked: 1, next: 5 });
     mock.timers.tick(1);
     await until(() => assert.deepEqual(cursor(), { acked: 2, next: 5 }, 'saved on the retry'));
@@ -326,7 +343,7 @@ test('the cursor on a full disk: saved again 1 s later once space is back; close
     b.ack(3);
     b.close(); // no space: the cursor on disk stays at 2, a restart resends 3 (dropped by seq)
     mock.timers.tick(5000);
-    await sleep(30);
+    await settled();
     assert.deepEqual(cursor(), { acked: 2, next: 5 });
     free2();
     const b2 = new DiskBuffer({ dir, maxBytes: 1 << 30, fsync: 'never' });
@@ -360,7 +377,7 @@ test('cursor saves do not overlap, and one still in flight at close does not und
     b.ack(2);
     mock.timers.tick(200); // the save of 2 waits for it
     await until(() => assert.deepEqual(cursor(), { acked: 1, next: 5 }));
-    await sleep(30);
+    await settled();
     assert.deepEqual(cursor(), { acked: 1, next: 5 }, 'one save at a time');
     mock.timers.tick(200);
     await until(() =>
@@ -370,7 +387,7 @@ test('cursor saves do not overlap, and one still in flight at close does not und
     mock.timers.tick(200); // a save of 3 in flight...
     b.ack(4);
     b.close(); // ...when close writes 4
-    await sleep(30);
+    await settled();
     assert.deepEqual(cursor(), { acked: 4, next: 5 });
     const b2 = new DiskBuffer({ dir, maxBytes: 1 << 30, fsync: 'never' });
     assert.equal(b2.acked, 4);
@@ -433,7 +450,7 @@ test('fsync interval: one background sync a second while there are new writes; a
     assert.equal(calls.fdatasync, 0);
     mock.timers.tick(1);
     assert.equal(calls.fdatasync, 1, 'both appends in one sync');
-    await sleep(10);
+    await settled();
     mock.timers.tick(3000);
     assert.equal(calls.fdatasync, 1, 'nothing new: no sync');
     // A sync that fails leaves the data to sync in the next round.
@@ -442,11 +459,11 @@ test('fsync interval: one background sync a second while there are new writes; a
     b.append([entry(3)], meta);
     mock.timers.tick(1000);
     assert.equal(calls.fdatasync, 2);
-    await sleep(10);
+    await settled();
     onFdatasync = (fd, cb) => real.fdatasync(fd, cb);
     mock.timers.tick(1000);
     assert.equal(calls.fdatasync, 3, 'the failed sync is done again');
-    await sleep(10);
+    await settled();
     mock.timers.tick(1000);
     assert.equal(calls.fdatasync, 3);
     // A slow sync: the next rounds wait for it, then sync what came meanwhile.
@@ -460,10 +477,10 @@ test('fsync interval: one background sync a second while there are new writes; a
     assert.equal(calls.fdatasync, 4, 'not while one is in flight');
     onFdatasync = (fd, cb) => real.fdatasync(fd, cb);
     release!();
-    await sleep(10);
+    await settled();
     mock.timers.tick(1000);
     assert.equal(calls.fdatasync, 5, 'then the append made meanwhile');
-    await sleep(10);
+    await settled();
     // sync() (as at close) syncs only what the background has not.
     const before = calls.fdatasyncSync;
     b.sync();

@@ -22,7 +22,6 @@ import { loopbackAggregator } from '../testdata/loopback-aggregator.js';
 import { waitFor } from '../../../test/harness/proc.js';
 import {
   ChunkMemory,
-  JOURNAL_BATCH_MS,
   JOURNAL_FILE_BYTES,
   formatMark,
   recordEnds,
@@ -351,6 +350,9 @@ test(
   async () => {
     const addon = native as Exclude<typeof native, Error>;
     assert.throws(() => addon.create(() => undefined, 0), RangeError);
+    // The mechanism with a batch of 100 ms (the agent's is JOURNAL_BATCH_MS): wide enough apart
+    // from the 1 ms after a quiet spell that a loaded CI machine's scheduling does not blur them.
+    const BATCH = 100;
     const agg = await loopbackAggregator('flt-nat-batch-');
     const fd = openSync(join(agg.dir, 'forward-000000000001.journal'), 'w+');
     const handed: number[] = []; // when each batch came, ms since the first line was sent
@@ -360,20 +362,21 @@ test(
       if (kind !== 0) return;
       handed.push(performance.now() - t0);
       bytes += (a as Buffer).length;
-    }, JOURNAL_BATCH_MS);
+    }, BATCH);
     const all = () => bytes === Number(addon.stats(h).journalBytes);
     try {
-      addon.setJournal(h, fd, 0, false, JOURNAL_FILE_BYTES, false);
+      // Room for ~80k lines: the stream must not fill the journal (no next file is given here).
+      addon.setJournal(h, fd, 0, false, 16 * JOURNAL_FILE_BYTES, false);
       const port = addon.listenTcp(h, 4, '127.0.0.1', 0);
       const d = await rawDriver(port);
-      // A lone line after a quiet spell: handed over within a few ms, not after 20.
+      // A lone line after a quiet spell: handed over within a few ms, not after a batch.
       t0 = performance.now();
       d.sock.write(frame('a', 0, 'q0'));
       await d.acked('q0');
       await waitFor('the lone line handed over', () => handed.length === 1, 2000, 1);
       const lone = handed[0]!;
-      // Then lines back to back, each sent on the previous one's ack, for at least 100 ms.
-      await new Promise((r) => setTimeout(r, 3 * JOURNAL_BATCH_MS));
+      // Then lines back to back, each sent on the previous one's ack, for at least 400 ms.
+      await new Promise((r) => setTimeout(r, 3 * BATCH));
       handed.length = 0;
       t0 = performance.now();
       let i = 1;
@@ -382,7 +385,7 @@ test(
         d.sock.on('data', (b: Buffer) => {
           for (const f of dec.push(b)) {
             if (f.kind !== 'ack' || f.chunk !== `s${i}`) continue;
-            if (performance.now() - t0 >= 100) return resolve();
+            if (performance.now() - t0 >= 4 * BATCH) return resolve();
             i++;
             d.sock.write(frame('a', i, `s${i}`));
           }
@@ -392,10 +395,11 @@ test(
       const elapsed = performance.now() - t0;
       await waitFor('the rest handed over', all, 2000, 1);
       d.sock.destroy();
-      assert.ok(lone < JOURNAL_BATCH_MS, `lone line handed over after ${lone.toFixed(1)} ms`);
-      // Per millisecond (the old 1 ms timer) would be ~100 batches; per 20 ms at most ~6.
+      assert.ok(lone < BATCH, `lone line handed over after ${lone.toFixed(1)} ms`);
+      // A batch ends after BATCH ms or at 256 KiB, whichever comes first: per millisecond (the
+      // old 1 ms timer) would be ~400 batches more than that.
       assert.ok(
-        handed.length <= Math.ceil(elapsed / JOURNAL_BATCH_MS) + 1,
+        handed.length <= Math.ceil(elapsed / BATCH) + Math.ceil(bytes / (256 << 10)) + 1,
         `${i} lines in ${elapsed.toFixed(0)} ms handed over in ${handed.length} batches`,
       );
       assert.ok(i > handed.length * 2, `${i} lines, ${handed.length} batches`);

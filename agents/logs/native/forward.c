@@ -62,6 +62,9 @@
 #include <unistd.h>
 #include <uv.h>
 
+#define ADDON_NAME "forward addon"
+#include "napi-util.h"
+
 #define MAX_FRAME (64u << 20)
 #define READ_MIN 65536
 #define DELIVER_BYTES (256u << 10)
@@ -143,22 +146,6 @@ static void update_poll(conn_t *c);
 static void close_conn(conn_t *c);
 static int flush_out(conn_t *c);
 static void on_conn(uv_poll_t *h, int status, int events);
-
-#define CHECK(call)                                                                              \
-  do {                                                                                           \
-    if ((call) != napi_ok) {                                                                     \
-      napi_throw_error(env, NULL, "forward addon: " #call " failed");                            \
-      return NULL;                                                                               \
-    }                                                                                            \
-  } while (0)
-
-/* Throws "<what>: <strerror>", with err.code set for a full disk (as Node's own fs errors). */
-static napi_value throw_errno(napi_env env, const char *what, int err) {
-  char msg[256];
-  snprintf(msg, sizeof msg, "%s: %s", what, strerror(err));
-  napi_throw_error(env, err == ENOSPC ? "ENOSPC" : err == EDQUOT ? "EDQUOT" : NULL, msg);
-  return NULL;
-}
 
 static int grow(unsigned char **buf, size_t *cap, size_t need) {
   if (need <= *cap) return 0;
@@ -1083,12 +1070,6 @@ static napi_value js_resume(napi_env env, napi_callback_info info) {
   for (conn_t *c = rx->conns; c; c = c->next) update_poll(c);
   kick(rx);
   return NULL;
-}
-
-static void set_num(napi_env env, napi_value o, const char *k, double v) {
-  napi_value n;
-  napi_create_double(env, v, &n);
-  napi_set_named_property(env, o, k, n);
 }
 
 static napi_value js_stats(napi_env env, napi_callback_info info) {

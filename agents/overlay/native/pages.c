@@ -27,16 +27,13 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#define ADDON_NAME "pages addon"
+#include "napi-util.h"
+
 typedef struct {
   unsigned long start, end;
   int candidate;
 } mapping;
-
-static void throw_errno(napi_env env, const char *what) {
-  char msg[256];
-  snprintf(msg, sizeof msg, "%s: %s", what, strerror(errno));
-  napi_throw_error(env, NULL, msg);
-}
 
 /* A mapping header line of smaps: "start-end perms offset dev inode   path". */
 static int parse_header(const char *line, mapping *m) {
@@ -58,10 +55,7 @@ static int parse_header(const char *line, mapping *m) {
 static napi_value release_file_pages(napi_env env, napi_callback_info info) {
   (void)info;
   FILE *f = fopen("/proc/self/smaps", "re");
-  if (!f) {
-    throw_errno(env, "open /proc/self/smaps");
-    return NULL;
-  }
+  if (!f) return throw_errno(env, "open /proc/self/smaps", errno);
   char line[4096];
   mapping cur = {0, 0, 0};
   unsigned long kb;
@@ -88,11 +82,8 @@ static napi_value release_file_pages(napi_env env, napi_callback_info info) {
   }
   int read_errno = ferror(f) ? errno : 0;
   fclose(f);
-  if (failed_errno || read_errno) {
-    errno = failed_errno ? failed_errno : read_errno;
-    throw_errno(env, failed_errno ? "madvise(MADV_DONTNEED)" : "read /proc/self/smaps");
-    return NULL;
-  }
+  if (failed_errno) return throw_errno(env, "madvise(MADV_DONTNEED)", failed_errno);
+  if (read_errno) return throw_errno(env, "read /proc/self/smaps", read_errno);
   napi_value out, v;
   napi_create_object(env, &out);
   napi_create_int32(env, advised, &v);

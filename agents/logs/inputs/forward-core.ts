@@ -18,7 +18,7 @@ import {
 } from '../forward/codec.js';
 import type { BlockMeta } from '../buffer.js';
 import type { InputContext } from './input.js';
-import { encodeRecord, recordBound, recordTail } from './json-file.js';
+import { encodeRecord, recordBound, recordTail, type RecordLine } from './json-file.js';
 
 export interface ForwardCoreConfig {
   /** dockerd socket for container metadata; undefined = records only. */
@@ -144,9 +144,16 @@ export function createForwardCore(ctx: InputContext, cfg: ForwardCoreConfig) {
     if (typeof source !== 'string' || (r.service !== undefined && typeof r.service !== 'string'))
       return undefined;
     const t = tailOf(id, name, r.service, meta, tag);
-    const line = { log: r.log, stream: source, time: e.time };
-    const out = Buffer.allocUnsafe(recordBound(line, t.tail));
-    return { service: t.service, bytes: out.subarray(0, encodeRecord(out, 0, line, t.tail)) };
+    return {
+      service: t.service,
+      bytes: encodeWithTail({ log: r.log, stream: source, time: e.time }, t.tail),
+    };
+  }
+
+  /** A line's buffer entry: the msgpack record with the container's cached tail. */
+  function encodeWithTail(line: RecordLine, tail: Buffer): Buffer {
+    const out = Buffer.allocUnsafe(recordBound(line, tail));
+    return out.subarray(0, encodeRecord(out, 0, line, tail));
   }
 
   /**
@@ -159,9 +166,7 @@ export function createForwardCore(ctx: InputContext, cfg: ForwardCoreConfig) {
     meta: ContainerMeta | undefined,
   ): { service: string; bytes: Buffer; ms: number } {
     const t = tailOf(m.container_id, m.container_name, m.service, meta, m.tag);
-    const line = { log: m.log, stream: m.source, time: m.time };
-    const out = Buffer.allocUnsafe(recordBound(line, t.tail));
-    const bytes = out.subarray(0, encodeRecord(out, 0, line, t.tail));
+    const bytes = encodeWithTail({ log: m.log, stream: m.source, time: m.time }, t.tail);
     return { service: t.service, bytes, ms: m.time.toMillis() };
   }
 

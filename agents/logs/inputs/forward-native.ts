@@ -186,7 +186,6 @@ export async function listenNative(
   const from = resumePoint(mark);
   /** Sender chunks seen in the journal (resends after a lost ack carry the same one). */
   const recent = new ChunkMemory(50_000);
-  const remember = (chunk: string) => recent.add(chunk);
   const queue: Item[] = [];
   let queuedBytes = 0;
   for (const seg of segs) {
@@ -210,7 +209,7 @@ export async function listenNative(
     for (const e of ends) {
       if (e > start) break;
       const chunk = chunkOf(data.subarray(p + 4, e));
-      if (chunk) remember(chunk);
+      if (chunk) recent.add(chunk);
       p = e;
     }
     // The rest, in batches; the first one is the cut-off batch when skip > 0, replayed exactly
@@ -466,7 +465,7 @@ export async function listenNative(
               resent.inc();
               continue;
             }
-            remember(m.chunk);
+            recent.add(m.chunk);
           }
           if (!needsMeta({ service: m.service })) addPlain(m, undefined);
           else if (core.meta.known(m.container_id)) addPlain(m, core.meta.resolved(m.container_id));
@@ -498,7 +497,7 @@ export async function listenNative(
             resent.inc();
             continue;
           }
-          remember(chunk);
+          recent.add(chunk);
         }
         const entries = f.entries ?? [];
         const metas = core.metasNow(entries);
@@ -520,38 +519,39 @@ export async function listenNative(
       }
       return finish();
     };
-    /** Into the group of its (container, tag, service field), as `add` would put it. */
+    /**
+     * The batch's group of (container, tag, service field): one block each. The plain and the
+     * decoded path must group a frame alike (a resume after a kill skips blocks by their index).
+     */
+    const groupOf = (id: string, tag: string, serviceField: string, service: string, t: number) => {
+      const key = `${id}\0${tag}\0${serviceField}`;
+      let g = groups.get(key);
+      if (!g) groups.set(key, (g = { service, tmin: t, tmax: t, bufs: [] }));
+      return g;
+    };
     let last: { m: PlainMessage; g: Run } | undefined; // most lines follow one of their container
     const addPlain = (m: PlainMessage, meta: ContainerMeta | undefined) => {
       const r = core.preparePlain(m, meta);
-      let g =
+      const g =
         last &&
         last.m.container_id === m.container_id &&
         last.m.tag === m.tag &&
         (last.m.service ?? '') === (m.service ?? '')
           ? last.g
-          : groups.get(`${m.container_id}\0${m.tag}\0${m.service ?? ''}`);
-      if (!g) {
-        g = { service: r.service, tmin: r.ms, tmax: r.ms, bufs: [r.bytes] };
-        groups.set(`${m.container_id}\0${m.tag}\0${m.service ?? ''}`, g);
-      } else {
-        if (r.ms < g.tmin) g.tmin = r.ms;
-        if (r.ms > g.tmax) g.tmax = r.ms;
-        g.bufs.push(r.bytes);
-      }
+          : groupOf(m.container_id, m.tag, m.service ?? '', r.service, r.ms);
+      if (r.ms < g.tmin) g.tmin = r.ms;
+      if (r.ms > g.tmax) g.tmax = r.ms;
+      g.bufs.push(r.bytes);
       last = { m, g };
       records++;
     };
     const add = (f: Frame & { kind: 'events' }, metas: (ContainerMeta | undefined)[]) => {
       const entries = f.entries ?? [];
       const r0 = entries[0]?.record;
-      const key = `${String(r0?.container_id ?? '')}\0${f.tag}\0${typeof r0?.service === 'string' ? r0.service : ''}`;
+      const id = String(r0?.container_id ?? '');
+      const serviceField = typeof r0?.service === 'string' ? r0.service : '';
       for (const run of core.prepare(f.tag, entries, metas)) {
-        let g = groups.get(key);
-        if (!g) {
-          g = { service: run.service, tmin: run.tmin, tmax: run.tmax, bufs: [] };
-          groups.set(key, g);
-        }
+        const g = groupOf(id, f.tag, serviceField, run.service, run.tmin);
         if (run.tmin < g.tmin) g.tmin = run.tmin;
         if (run.tmax > g.tmax) g.tmax = run.tmax;
         for (const b of run.bufs) g.bufs.push(b);

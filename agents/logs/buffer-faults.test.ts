@@ -162,6 +162,10 @@ function assertDiskFull(err: unknown, dir: string): void {
   assert.match(err.message, /no space left/);
 }
 
+/** The cursor file as the buffer last wrote it. */
+const readCursor = (dir: string): unknown =>
+  JSON.parse(readFileSync(join(dir, 'cursor'), 'utf8')) as unknown;
+
 test('a full disk: append fails with DiskFullError, leaves no torn block, holds appends back for 1 s; the same seq goes in once space returns, nothing lost or twice', () => {
   const fsDir = tmpfs('512k');
   const dir = join(fsDir, 'buf');
@@ -320,7 +324,7 @@ test('other write errors (here: an append after close) are passed on as they are
 test('the cursor on a full disk: saved again 1 s later once space is back; close on a full disk keeps the old one', async () => {
   const fsDir = tmpfs('256k');
   const dir = join(fsDir, 'buf');
-  const cursor = () => JSON.parse(readFileSync(join(dir, 'cursor'), 'utf8')) as unknown;
+  const cursor = () => readCursor(dir);
   mock.timers.enable({ apis: ['setTimeout'] });
   try {
     const b = new DiskBuffer({ dir, maxBytes: 1 << 30, fsync: 'never' });
@@ -367,7 +371,7 @@ test('close reports a cursor it cannot write for a reason other than space', () 
 
 test('cursor saves do not overlap, and one still in flight at close does not undo the newer cursor close wrote', async () => {
   const dir = join(tmpfs('1m'), 'buf');
-  const cursor = () => JSON.parse(readFileSync(join(dir, 'cursor'), 'utf8')) as unknown;
+  const cursor = () => readCursor(dir);
   mock.timers.enable({ apis: ['setTimeout'] });
   try {
     const b = new DiskBuffer({ dir, maxBytes: 1 << 30, fsync: 'never' });
